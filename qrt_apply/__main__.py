@@ -1,0 +1,3 @@
+from qrt_apply.cli import main
+
+main()
