@@ -1,32 +1,320 @@
-"""JSON encoding of runtime inputs and results: qiskit-ibm-runtime's ``__type__``/``__value__`` convention.
+"""JSON encoding of runtime inputs and results in qiskit-ibm-runtime's ``__type__`` convention.
 
-``RuntimeEncoder`` writes, and ``RuntimeDecoder`` reads, ``{"__type__": T, "__value__": V}`` objects for
-``datetime``, ``complex``, ``ndarray``, ``set``, ``QuantumCircuit`` (zlib QPY), ``Parameter``,
-``ParameterExpression``, ``Instruction``, ``to_json``, ``Result``, ``NoiseModel``, ``spmatrix`` and
-``settings`` -- the same wire format as the qiskit-ibm-runtime 0.11/0.12 clients.
+``RuntimeEncoder`` writes, and ``RuntimeDecoder`` reads, ``{"__type__": T, "__value__": V}``
+objects, byte-compatible with the qiskit-ibm-runtime 0.11/0.12 clients (reference section 5):
 
-Decoding is safe: nothing a payload names is imported or called. ``settings`` objects are rebuilt only
-from an allow-list (``SparsePauliOp``, ``PauliList``, ``Pauli``, ...); anything else raises
-``RuntimeApiError(status=400)``. numpy and qiskit are imported only when a value needs them, so the
-HTTP client can import this module on the ``plan`` path.
+=====================  ===========================================================================
+``datetime``           ``isoformat()``
+``complex``            ``[re, im]``
+``ndarray``            base64 of zlib-compressed ``np.save`` bytes; a plain list for object dtype
+``set``                a list
+``QuantumCircuit``     base64 of zlib-compressed QPY (qiskit 2.x writes QPY >= 13, which the old
+                       clients, reading QPY <= 9, cannot load; they only ever *send* circuits)
+``Parameter``          base64 of a QPY PARAMETER record
+``ParameterExpression`` base64 of a QPY v3 PARAMETER_EXPR record (sympy ``srepr`` text)
+``Instruction``        a QPY circuit holding the single instruction
+``Result``             ``to_dict()``;  ``NoiseModel``: ``to_dict()``;  ``to_json``: ``to_json()``
+``spmatrix``           base64 of ``scipy.sparse.save_npz``
+``settings``           ``__module__``/``__class__`` plus the object's ``settings`` dict
+=====================  ===========================================================================
+
+Decoding is safe: nothing a payload names is imported or called. ``settings`` objects are rebuilt
+only from :data:`SETTINGS_ALLOW_LIST` (qiskit.quantum_info classes); ``np.load`` never unpickles;
+expressions are parsed by an allow-listed AST walk, never ``eval``. A payload that cannot be decoded
+raises ``RuntimeApiError(status=400)``. An unknown ``__type__`` is kept as the raw dict, as the
+client does. numpy, scipy and qiskit are imported only when a value needs them, so the HTTP client
+can import this module on the ``plan`` path.
 """
 
 from __future__ import annotations
 
+import base64
+import copy
+import datetime
+import io
 import json
+import sys
+import zlib
+from collections.abc import Callable
 from typing import Any
 
+import qrt_apply.runtime._qpy_symbols as symbols
 from qrt_apply.errors import RuntimeApiError
 
-__all__ = ["RuntimeDecoder", "RuntimeEncoder", "dumps", "loads"]
+__all__ = [
+    "MAX_DECOMPRESSED_BYTES",
+    "SETTINGS_ALLOW_LIST",
+    "RuntimeDecoder",
+    "RuntimeEncoder",
+    "dumps",
+    "loads",
+]
+
+#: ``settings`` classes the decoder rebuilds: class name -> (module prefix, importable module).
+SETTINGS_ALLOW_LIST: dict[str, str] = {
+    "SparsePauliOp": "qiskit.quantum_info",
+    "PauliList": "qiskit.quantum_info",
+    "Pauli": "qiskit.quantum_info",
+    "Operator": "qiskit.quantum_info",
+    "Statevector": "qiskit.quantum_info",
+}
+
+#: A zlib payload inflating beyond this is refused (decompression bombs).
+MAX_DECOMPRESSED_BYTES = 256 * 1024 * 1024
+
+
+def _loaded(module: str) -> Any:
+    """The module if something already imported it, else None.
+
+    An object of a type from a module nobody imported cannot exist, so the encoder never needs to
+    import a module just to test ``isinstance``."""
+    return sys.modules.get(module)
+
+
+def _b64(data: bytes, compress: bool) -> str:
+    return base64.standard_b64encode(zlib.compress(data) if compress else data).decode("ascii")
+
+
+def _unb64(text: Any, decompress: bool) -> bytes:
+    if not isinstance(text, str):
+        raise ValueError("expected a base64 string")
+    raw = base64.standard_b64decode(text.encode("ascii"))
+    if not decompress:
+        return raw
+    inflater = zlib.decompressobj()
+    out = inflater.decompress(raw, MAX_DECOMPRESSED_BYTES)
+    if inflater.unconsumed_tail:
+        raise ValueError(f"payload inflates beyond {MAX_DECOMPRESSED_BYTES} bytes")
+    return out
+
+
+def _set_int_keys_flag(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        for key, val in list(obj.items()):
+            if isinstance(key, int):
+                obj["__int_keys__"] = True
+            _set_int_keys_flag(val)
+    return obj
+
+
+def _cast_int_keys(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        flagged = obj.pop("__int_keys__", False)
+        for key in list(obj):
+            _cast_int_keys(obj[key])
+            if flagged and isinstance(key, str):
+                try:
+                    obj[int(key)] = obj.pop(key)
+                except ValueError:
+                    pass
+    return obj
+
+
+def _qpy_dump(circuit: Any) -> bytes:
+    from qiskit import qpy
+
+    buf = io.BytesIO()
+    qpy.dump(circuit, buf, metadata_serializer=RuntimeEncoder)
+    return buf.getvalue()
+
+
+def _qpy_load(data: bytes) -> Any:
+    from qiskit import qpy
+
+    circuits = qpy.load(io.BytesIO(data), metadata_deserializer=RuntimeDecoder)
+    if len(circuits) != 1:
+        raise ValueError(f"expected one circuit in the QPY payload, found {len(circuits)}")
+    return circuits[0]
 
 
 class RuntimeEncoder(json.JSONEncoder):
     """JSON encoder understanding the qiskit-ibm-runtime ``__type__`` objects."""
 
+    def default(self, obj: Any) -> Any:  # noqa: C901 - one flat type switch, as the client's
+        if isinstance(obj, datetime.date):
+            return {"__type__": "datetime", "__value__": obj.isoformat()}
+        if isinstance(obj, complex):
+            return {"__type__": "complex", "__value__": [obj.real, obj.imag]}
+        np = _loaded("numpy")
+        if np is not None and isinstance(obj, np.ndarray):
+            if obj.dtype == object:
+                return {"__type__": "ndarray", "__value__": obj.tolist()}
+            buf = io.BytesIO()
+            np.save(buf, obj, allow_pickle=False)
+            return {"__type__": "ndarray", "__value__": _b64(buf.getvalue(), True)}
+        if np is not None and isinstance(obj, np.generic):
+            return obj.item()  # numpy scalars: plain JSON numbers / booleans
+        if isinstance(obj, (set, frozenset)):
+            return {"__type__": "set", "__value__": list(obj)}
+        qiskit = _loaded("qiskit")
+        if qiskit is not None:
+            encoded = _encode_qiskit(obj)
+            if encoded is not None:
+                return encoded
+        if hasattr(obj, "to_json"):
+            return {"__type__": "to_json", "__value__": obj.to_json()}
+        aer_noise = _loaded("qiskit_aer.noise")
+        if aer_noise is not None and isinstance(obj, aer_noise.NoiseModel):
+            return {"__type__": "NoiseModel", "__value__": obj.to_dict()}
+        if hasattr(obj, "settings") and not isinstance(obj, type):
+            return {
+                "__type__": "settings",
+                "__module__": type(obj).__module__,
+                "__class__": type(obj).__name__,
+                "__value__": _set_int_keys_flag(copy.deepcopy(obj.settings)),
+            }
+        sparse = _loaded("scipy.sparse")
+        if sparse is not None and sparse.issparse(obj):
+            buf = io.BytesIO()
+            sparse.save_npz(buf, obj, compressed=False)
+            return {"__type__": "spmatrix", "__value__": _b64(buf.getvalue(), False)}
+        return super().default(obj)
+
+
+def _encode_qiskit(obj: Any) -> dict[str, Any] | None:
+    """The ``__type__`` object for a qiskit value, or None when ``obj`` is not one."""
+    from qiskit.circuit import Instruction, Parameter, ParameterExpression, QuantumCircuit
+    from qiskit.circuit.parametertable import ParameterView
+    from qiskit.result import Result
+
+    if isinstance(obj, Result):
+        return {"__type__": "Result", "__value__": obj.to_dict()}
+    if isinstance(obj, QuantumCircuit):
+        return {"__type__": "QuantumCircuit", "__value__": _b64(_qpy_dump(obj), True)}
+    if isinstance(obj, Parameter):
+        return {"__type__": "Parameter", "__value__": _b64(symbols.write_parameter(obj), False)}
+    if isinstance(obj, ParameterExpression):
+        value = _b64(symbols.write_parameter_expression(obj), False)
+        return {"__type__": "ParameterExpression", "__value__": value}
+    if isinstance(obj, ParameterView):
+        return list(obj)  # type: ignore[return-value]
+    if isinstance(obj, Instruction):
+        circuit = QuantumCircuit(obj.num_qubits, obj.num_clbits)
+        circuit.append(obj, circuit.qubits, circuit.clbits)
+        return {"__type__": "Instruction", "__value__": _b64(_qpy_dump(circuit), True)}
+    return None
+
 
 class RuntimeDecoder(json.JSONDecoder):
     """JSON decoder rebuilding ``__type__`` objects from an allow-list only (400 otherwise)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.pop("object_hook", None)
+        super().__init__(*args, object_hook=self.object_hook, **kwargs)
+        self._vectors: dict[str, Any] = {}
+
+    def object_hook(self, obj: dict[str, Any]) -> Any:
+        if "__type__" not in obj or "__value__" not in obj:
+            return obj
+        obj_type = obj["__type__"]
+        decode = _DECODERS.get(obj_type) if isinstance(obj_type, str) else None
+        if decode is None:
+            return obj
+        try:
+            return decode(self, obj)
+        except RuntimeApiError:
+            raise
+        except Exception as exc:  # every malformed payload is the caller's error, not ours
+            raise RuntimeApiError(
+                f"cannot decode {obj_type!r} value: {type(exc).__name__}: {exc}", status=400
+            ) from None
+
+
+def _dec_datetime(_: RuntimeDecoder, obj: dict[str, Any]) -> Any:
+    return datetime.datetime.fromisoformat(obj["__value__"])
+
+
+def _dec_complex(_: RuntimeDecoder, obj: dict[str, Any]) -> Any:
+    real, imag = obj["__value__"]
+    return complex(float(real), float(imag))
+
+
+def _dec_ndarray(_: RuntimeDecoder, obj: dict[str, Any]) -> Any:
+    import numpy as np
+
+    value = obj["__value__"]
+    if isinstance(value, list):
+        return np.array(value)
+    return np.load(io.BytesIO(_unb64(value, True)), allow_pickle=False)
+
+
+def _dec_set(_: RuntimeDecoder, obj: dict[str, Any]) -> Any:
+    return set(obj["__value__"])
+
+
+def _dec_circuit(_: RuntimeDecoder, obj: dict[str, Any]) -> Any:
+    return _qpy_load(_unb64(obj["__value__"], True))
+
+
+def _dec_parameter(_: RuntimeDecoder, obj: dict[str, Any]) -> Any:
+    return symbols.read_parameter(_unb64(obj["__value__"], False))
+
+
+def _dec_expression(dec: RuntimeDecoder, obj: dict[str, Any]) -> Any:
+    return symbols.read_parameter_expression(_unb64(obj["__value__"], False), dec._vectors)
+
+
+def _dec_instruction(_: RuntimeDecoder, obj: dict[str, Any]) -> Any:
+    circuit = _qpy_load(_unb64(obj["__value__"], True))
+    if len(circuit.data) != 1:
+        raise ValueError("an Instruction payload must hold exactly one instruction")
+    return circuit.data[0].operation
+
+
+def _dec_settings(_: RuntimeDecoder, obj: dict[str, Any]) -> Any:
+    class_name, module = obj.get("__class__"), obj.get("__module__")
+    prefix = SETTINGS_ALLOW_LIST.get(class_name) if isinstance(class_name, str) else None
+    if prefix is None or not isinstance(module, str) or not module.startswith(prefix + "."):
+        raise RuntimeApiError(
+            f"refusing to rebuild settings object {module}.{class_name}: only "
+            f"{', '.join(sorted(SETTINGS_ALLOW_LIST))} from qiskit.quantum_info are accepted",
+            status=400,
+        )
+    settings = _cast_int_keys(obj["__value__"])
+    if not isinstance(settings, dict) or not all(isinstance(k, str) for k in settings):
+        raise ValueError("settings must be an object with string keys")
+    import qiskit.quantum_info as qi
+
+    return getattr(qi, str(class_name))(**settings)  # class_name is one of the allow-listed names
+
+
+def _dec_result(_: RuntimeDecoder, obj: dict[str, Any]) -> Any:
+    from qiskit.result import Result
+
+    return Result.from_dict(obj["__value__"])
+
+
+def _dec_spmatrix(_: RuntimeDecoder, obj: dict[str, Any]) -> Any:
+    import scipy.sparse
+
+    return scipy.sparse.load_npz(io.BytesIO(_unb64(obj["__value__"], False)))
+
+
+def _dec_to_json(_: RuntimeDecoder, obj: dict[str, Any]) -> Any:
+    return obj["__value__"]
+
+
+def _dec_noise_model(_: RuntimeDecoder, obj: dict[str, Any]) -> Any:
+    from qiskit_aer.noise import NoiseModel
+
+    return NoiseModel.from_dict(obj["__value__"])
+
+
+_DECODERS: dict[str, Callable[[RuntimeDecoder, dict[str, Any]], Any]] = {
+    "datetime": _dec_datetime,
+    "complex": _dec_complex,
+    "ndarray": _dec_ndarray,
+    "set": _dec_set,
+    "QuantumCircuit": _dec_circuit,
+    "Parameter": _dec_parameter,
+    "ParameterExpression": _dec_expression,
+    "Instruction": _dec_instruction,
+    "settings": _dec_settings,
+    "Result": _dec_result,
+    "spmatrix": _dec_spmatrix,
+    "to_json": _dec_to_json,
+    "NoiseModel": _dec_noise_model,
+}
 
 
 def dumps(obj: Any) -> str:
@@ -34,9 +322,11 @@ def dumps(obj: Any) -> str:
     return json.dumps(obj, cls=RuntimeEncoder)
 
 
-def loads(text: str) -> Any:
-    """Decode ``text`` with :class:`RuntimeDecoder`; a bad payload raises ``RuntimeApiError(400)``."""
+def loads(text: str | bytes) -> Any:
+    """Decode ``text`` with :class:`RuntimeDecoder`; bad payloads raise ``RuntimeApiError(400)``."""
     try:
         return json.loads(text, cls=RuntimeDecoder)
+    except RecursionError:
+        raise RuntimeApiError("payload nested too deeply", status=400) from None
     except ValueError as exc:
         raise RuntimeApiError(f"invalid JSON payload: {exc}", status=400) from None
