@@ -1,0 +1,1 @@
+"""Reusable test helpers (a real ``qrt serve`` on loopback: ``tests.support.serve``)."""
