@@ -1,0 +1,346 @@
+"""Carry a Plan out against a Runtime, journaling every step to the lockfile as it happens.
+
+Stages run in order: programs (create, update, set-visibility, delete) then jobs (run, rerun, wait).
+Within a stage independent work runs in parallel. Before each submission the job's record is written
+as ``SUBMITTING`` with a fresh ``submission_tag`` that the job carries on the runtime; if the process
+dies between submit and record, the next plan finds the job by its tag and adopts it, so no job is
+submitted twice and none is unknown to the lockfile. Program uploads are journaled the same way
+(``pending: create``) and adopted by name.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from qrt_apply.errors import NotFoundError, QrtError
+from qrt_apply.lockfile import Lockfile, push_history
+from qrt_apply.model import DesiredState, JobSpec, ProgramSpec
+from qrt_apply.plan.diff import job_digest_parts
+from qrt_apply.plan.model import Action, Plan
+from qrt_apply.render.console import Console
+from qrt_apply.runtime.base import FINAL_STATUSES, JobInfo, Runtime
+
+__all__ = ["ApplyReport", "Applier"]
+
+ERROR_TEXT_LIMIT = 64 * 1024
+
+
+@dataclass
+class ApplyReport:
+    done: dict[str, int] = field(default_factory=dict)
+    finished: dict[str, str] = field(default_factory=dict)  # job address -> final status
+    pending: list[str] = field(default_factory=list)  # submitted, not waited for
+
+    def count(self, kind: str) -> None:
+        self.done[kind] = self.done.get(kind, 0) + 1
+
+    @property
+    def failed(self) -> list[str]:
+        return sorted(a for a, s in self.finished.items() if s != "COMPLETED")
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _parse_json_text(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, TypeError):
+        return text
+
+
+class Applier:
+    def __init__(
+        self,
+        runtime: Runtime,
+        lock: Lockfile,
+        desired: DesiredState,
+        console: Console,
+        *,
+        parallelism: int = 4,
+        wait: bool = True,
+        poll_interval: float = 0.25,
+        max_poll_interval: float = 2.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.runtime = runtime
+        self.lock = lock
+        self.desired = desired
+        self.console = console
+        self.parallelism = max(1, parallelism)
+        self.wait = wait
+        self.poll_interval = poll_interval
+        self.max_poll_interval = max_poll_interval
+        self.sleep = sleep
+        self.report = ApplyReport()
+        self._jobs: dict[str, JobSpec] = {job.address: job for job in desired.jobs()}
+
+    # --- driver -------------------------------------------------------------------------------
+    def apply(self, plan: Plan) -> ApplyReport:
+        self.lock.set_target(self.runtime.target)
+        programs = [a for a in plan.actions if a.stage == "programs"]
+        jobs = [a for a in plan.actions if a.stage == "jobs"]
+        self._parallel(self._program_action, programs)
+        in_flight: dict[str, str] = {}
+        for address in self._submit_jobs(jobs):
+            record = self.lock.job(address) or {}
+            if record.get("id"):
+                in_flight[address] = record["id"]
+        if self.wait:
+            self._wait_all(in_flight)
+        else:
+            self.report.pending = sorted(in_flight)
+        self.lock.save()
+        return self.report
+
+    def _parallel(self, work: Callable[[Action], None], actions: Iterable[Action]) -> None:
+        actions = list(actions)
+        if not actions:
+            return
+        pool = ThreadPoolExecutor(max_workers=self.parallelism)
+        futures: list[Future[None]] = [pool.submit(work, action) for action in actions]
+        try:
+            errors = []
+            for future in futures:
+                try:
+                    future.result()
+                except QrtError as exc:
+                    errors.append(exc)
+            if errors:
+                raise errors[0]
+        finally:
+            # On Ctrl-C: let calls already under way finish and be recorded, start no new ones.
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    # --- programs -----------------------------------------------------------------------------
+    def _program_record(self, spec: ProgramSpec, program_id: str) -> dict[str, Any]:
+        return {
+            "id": program_id,
+            "name": spec.name,
+            "source": spec.source_path,
+            "content_digest": spec.content_digest,
+            "metadata_digest": spec.metadata_digest,
+            "description": spec.description,
+            "max_execution_time": spec.max_execution_time,
+            "spec": dict(spec.spec),
+            "visibility": spec.visibility,
+            "updated": _now(),
+        }
+
+    def _program_action(self, action: Action) -> None:
+        name = action.address[len("program.") :]
+        if action.kind == "delete":
+            record = self.lock.program(action.address) or {}
+            try:
+                self.runtime.delete_program(record["id"])
+            except NotFoundError:
+                pass
+            self.lock.set_program(action.address, None)
+            self.console.step(action.address, f"deleted {record['id']}")
+        elif action.kind == "forget":
+            self.lock.set_program(action.address, None)
+            self.console.step(action.address, "forgotten")
+        else:
+            spec = self.desired.programs[name]
+            if action.kind == "create":
+                self._create_program(action, spec)
+            elif action.kind == "update":
+                record = self.lock.program(action.address) or {}
+                touches = action.detail("touches", ("data", "metadata"))
+                self.runtime.update_program(
+                    record["id"],
+                    data=spec.source if "data" in touches else None,
+                    description=spec.description if "metadata" in touches else None,
+                    max_execution_time=spec.max_execution_time if "metadata" in touches else None,
+                    spec=dict(spec.spec) if "metadata" in touches else None,
+                )
+                visibility = record.get("visibility", spec.visibility)
+                new = self._program_record(spec, record["id"])
+                new["visibility"] = visibility
+                self.lock.set_program(action.address, new)
+                self.console.step(action.address, f"updated ({', '.join(touches)})")
+            elif action.kind == "set-visibility":
+                record = self.lock.program(action.address) or {}
+                self.runtime.set_program_visibility(record["id"], spec.is_public)
+                record["visibility"] = spec.visibility
+                self.lock.set_program(action.address, record)
+                self.console.step(action.address, f"now {spec.visibility}")
+        self.report.count(action.kind)
+
+    def _create_program(self, action: Action, spec: ProgramSpec) -> None:
+        adopt = action.detail("adopt_id")
+        if adopt:
+            self.runtime.update_program(
+                adopt,
+                data=spec.source,
+                description=spec.description,
+                max_execution_time=spec.max_execution_time,
+                spec=dict(spec.spec),
+            )
+            self.runtime.set_program_visibility(adopt, spec.is_public)
+            program_id = adopt
+        else:
+            self.lock.set_program(action.address, {"name": spec.name, "pending": "create"})
+            program_id = self.runtime.upload_program(spec.source, spec.metadata())
+        self.lock.set_program(action.address, self._program_record(spec, program_id))
+        self.console.step(action.address, f"created {program_id}")
+
+    # --- jobs ---------------------------------------------------------------------------------
+    def _program_id(self, job: JobSpec) -> str:
+        if job.program.kind != "managed":
+            return job.program.value
+        record = self.lock.program(f"program.{job.program.value}")
+        if not record or not record.get("id"):
+            raise QrtError(f"{job.address}: program.{job.program.value} has no id in the lockfile")
+        return str(record["id"])
+
+    def _submit_jobs(self, actions: list[Action]) -> list[str]:
+        """Submit run/rerun actions (adopt or keep waits); returns every address to wait for."""
+        groups: dict[str, list[Action]] = {}
+        singles: list[Action] = []
+        addresses = []
+        for action in actions:
+            if action.kind == "forget":
+                self.lock.set_job(action.address, None)
+                self.console.step(action.address, "forgotten")
+                self.report.count("forget")
+                continue
+            addresses.append(action.address)
+            job = self._jobs[action.address]
+            if job.session and action.kind in ("run", "rerun"):
+                groups.setdefault(job.batch, []).append(action)
+            else:
+                singles.append(action)
+
+        def session_batch(group: list[Action]) -> None:
+            session_id: str | None = None
+            for action in group:
+                info = self._job_action(
+                    action, session_id=session_id, start_session=session_id is None
+                )
+                if info is not None and session_id is None:
+                    session_id = info.session_id or info.id
+            if session_id:
+                try:
+                    self.runtime.close_session(session_id)
+                except QrtError as exc:
+                    self.console.warn(f"could not close session {session_id}: {exc}")
+
+        work: list[Callable[[], None]] = [
+            (lambda g=group: session_batch(g)) for group in groups.values()
+        ] + [(lambda a=action: self._job_action(a) and None) for action in singles]
+        if work:
+            pool = ThreadPoolExecutor(max_workers=self.parallelism)
+            futures = [pool.submit(item) for item in work]
+            try:
+                errors = []
+                for future in futures:
+                    try:
+                        future.result()
+                    except QrtError as exc:
+                        errors.append(exc)
+                if errors:
+                    raise errors[0]
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+        return addresses
+
+    def _job_action(
+        self, action: Action, *, session_id: str | None = None, start_session: bool = False
+    ) -> JobInfo | None:
+        job = self._jobs[action.address]
+        if action.kind == "wait":
+            adopt = action.detail("adopt_id")
+            if adopt:
+                self.lock.update_job(action.address, id=adopt, status="QUEUED")
+                self.console.step(action.address, f"adopted {adopt}")
+            return None
+        previous = self.lock.job(action.address) or {}
+        tag = f"qrt-submission-{secrets.token_hex(8)}"
+        record: dict[str, Any] = {
+            "batch": job.batch,
+            "program": job.program.describe(),
+            "digest": job.digest,
+            "inputs_digest_parts": job_digest_parts(job),
+            "status": "SUBMITTING",
+            "submission_tag": tag,
+            "history": push_history(previous)
+            if previous.get("digest") != job.digest or previous.get("status") != "SUBMITTING"
+            else previous.get("history", []),
+        }
+        self.lock.set_job(action.address, record)
+        runtime_options = job.runtime_options
+        info = self.runtime.run(
+            self._program_id(job),
+            job.params(),
+            backend=job.backend,
+            max_execution_time=runtime_options.get("max_execution_time"),
+            log_level=runtime_options.get("log_level"),
+            tags=[*job.tags, tag],
+            session_id=session_id,
+            start_session=start_session and job.session,
+        )
+        self.lock.update_job(
+            action.address,
+            id=info.id,
+            status=info.status,
+            backend=info.backend,
+            session_id=info.session_id,
+            created=info.created,
+            submitted=_now(),
+        )
+        self.console.step(action.address, f"submitted {info.id} ({action.kind})")
+        self.report.count(action.kind)
+        return info
+
+    def _wait_all(self, in_flight: Mapping[str, str]) -> None:
+        remaining = dict(in_flight)
+        interval = self.poll_interval
+        while remaining:
+            for address, job_id in list(remaining.items()):
+                try:
+                    info = self.runtime.job(job_id)
+                except NotFoundError:
+                    self.lock.update_job(
+                        address, status="CANCELLED", reason="GONE FROM THE RUNTIME"
+                    )
+                    self.report.finished[address] = "CANCELLED"
+                    del remaining[address]
+                    continue
+                if info.status in FINAL_STATUSES:
+                    self._collect(address, info)
+                    del remaining[address]
+            if remaining:
+                self.sleep(interval)
+                interval = min(self.max_poll_interval, interval * 1.5)
+
+    def _collect(self, address: str, info: JobInfo) -> None:
+        fields: dict[str, Any] = {
+            "status": info.status,
+            "reason": info.reason,
+            "backend": info.backend,
+            "session_id": info.session_id,
+            "created": info.created,
+            "started": info.started,
+            "ended": info.ended,
+        }
+        text = self.runtime.job_result(info.id) if info.status != "CANCELLED" else ""
+        if info.status == "COMPLETED":
+            fields.update(self.lock.store_result(_parse_json_text(text)))
+            fields["error"] = None
+        else:
+            fields.update({"result": None, "result_ref": None})
+            fields["error"] = text[-ERROR_TEXT_LIMIT:] if text else info.reason
+        interim = self.runtime.job_interim_results(info.id)
+        fields["interim_results"] = [_parse_json_text(item) for item in interim] or None
+        self.lock.update_job(address, **fields)
+        self.report.finished[address] = info.status
+        word = info.status if not info.reason else f"{info.status} ({info.reason})"
+        self.console.step(address, word)

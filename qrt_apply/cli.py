@@ -1,0 +1,135 @@
+"""The ``qrt`` command line: a click group, the one place where errors become exit codes.
+
+Exit codes follow Terraform: 0 success (no changes), 1 any error (usage errors included),
+2 success with changes pending (``plan --detailed-exitcode``).
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+from qrt_apply import __version__
+from qrt_apply.errors import QrtError
+from qrt_apply.runtime.base import Runtime
+
+__all__ = ["AppContext", "cli", "main"]
+
+
+@dataclass
+class AppContext:
+    """What every command shares: the project directory, the chosen account, the runtime."""
+
+    project_dir: Path
+    account: str | None = None
+    debug: bool = False
+    _runtime: Runtime | None = field(default=None, repr=False)
+
+    def project(self) -> Any:
+        from qrt_apply.project import load_project
+
+        return load_project(self.project_dir)
+
+    def open_runtime(self) -> Runtime:
+        if self._runtime is None:
+            from qrt_apply.runtime.select import open_runtime
+
+            project = self.project()
+            self._runtime = open_runtime(project.root, account=self.account, config=project.config)
+            click.get_current_context().find_root().call_on_close(self._runtime.close)
+        return self._runtime
+
+
+class QrtGroup(click.Group):
+    """Runs commands with Terraform's exit codes and one-line errors (``--debug`` for tracebacks)."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        argv = list(args) if args is not None else sys.argv[1:]
+        debug = "--debug" in argv
+        try:
+            rv = super().main(
+                argv, prog_name or "qrt", complete_var, standalone_mode=False, **extra
+            )
+            code = rv if isinstance(rv, int) else 0
+        except click.ClickException as exc:
+            exc.show()
+            code = 1
+        except click.Abort:
+            click.echo("Aborted.", err=True)
+            code = 1
+        except QrtError as exc:
+            if debug:
+                traceback.print_exc()
+            click.echo(f"Error: {exc}", err=True)
+            code = exc.exit_code
+        except Exception as exc:  # a bug: say so briefly; --debug shows where
+            if debug:
+                traceback.print_exc()
+            click.echo(
+                f"Error: unexpected {type(exc).__name__}: {exc} (run with --debug for details)",
+                err=True,
+            )
+            code = 1
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+@click.group(cls=QrtGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="qrt")
+@click.option(
+    "-C",
+    "--chdir",
+    "project_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=".",
+    help="Project directory (holding qrt.yaml, manifests/, qrt.lock).",
+)
+@click.option("--account", default=None, help="Saved account to use (see `qrt account list`).")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.pass_context
+def cli(ctx: click.Context, project_dir: Path, account: str | None, debug: bool) -> None:
+    """qrt: GitOps for Qiskit Runtime programs and job batches."""
+    if isinstance(ctx.obj, AppContext):  # given by a caller (tests inject a runtime this way)
+        ctx.obj.project_dir, ctx.obj.account, ctx.obj.debug = project_dir, account, debug
+    else:
+        ctx.obj = AppContext(project_dir=project_dir, account=account, debug=debug)
+
+
+def _register() -> None:
+    from qrt_apply.commands import core, inspect
+
+    for command in (*core.COMMANDS, *inspect.COMMANDS):
+        cli.add_command(command)
+    from qrt_apply.runtime import accounts_cli
+    from qrt_apply.server import cli as server_cli
+
+    for command in (
+        accounts_cli.account,
+        accounts_cli.backends,
+        accounts_cli.programs,
+        accounts_cli.jobs,
+        server_cli.serve,
+        server_cli.users,
+    ):
+        cli.add_command(command)
+
+
+_register()
+
+
+def main() -> None:
+    cli.main(prog_name="qrt")

@@ -1,0 +1,1 @@
+"""The commands of the qrt CLI, grouped by what they touch."""

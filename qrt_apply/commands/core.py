@@ -1,0 +1,318 @@
+"""validate, plan, apply, refresh, unlock: the commands that reconcile manifests with a runtime."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from qrt_apply.errors import ConfigError
+from qrt_apply.lockfile import ApplyLock, Lockfile
+from qrt_apply.manifests import load_desired_state
+from qrt_apply.model import DesiredState
+from qrt_apply.plan import Plan, make_plan, observe
+from qrt_apply.plan.saved import desired_digest, load_plan_file, save_plan_file
+from qrt_apply.render.console import TerminalConsole
+from qrt_apply.render.plan_view import render_plan
+
+__all__ = ["COMMANDS"]
+
+_target_opt = click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="ADDR",
+    help="Limit to this address (program.NAME, batch.NAME, job.BATCH/JOB); repeatable.",
+)
+_replace_opt = click.option(
+    "--replace",
+    "replace",
+    multiple=True,
+    metavar="ADDR",
+    help="Force re-upload of a program or rerun of a job; repeatable.",
+)
+_prune_opt = click.option(
+    "--prune", is_flag=True, help="Delete programs (and forget jobs) gone from the manifests."
+)
+_parallelism_opt = click.option(
+    "--parallelism",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="How many runtime calls to make at once (default: qrt.yaml parallelism, else 4).",
+)
+
+
+def _load(app: Any) -> tuple[Any, DesiredState, Lockfile]:
+    project = app.project()
+    desired = load_desired_state(project.root, project.manifests_dir)
+    lock = Lockfile.load(project.lockfile)
+    return project, desired, lock
+
+
+def _check_addresses(desired: DesiredState, lock: Lockfile, addresses: tuple[str, ...]) -> None:
+    known = set(lock.programs()) | set(lock.jobs())
+    known |= {f"program.{name}" for name in desired.programs}
+    known |= {f"batch.{name}" for name in desired.batches}
+    known |= {job.address for job in desired.jobs()}
+    for address in addresses:
+        if address not in known:
+            raise ConfigError(f"unknown address {address!r} (see `qrt show` for what exists)")
+
+
+def _make_plan(
+    app: Any,
+    desired: DesiredState,
+    lock: Lockfile,
+    *,
+    refresh: bool,
+    prune: bool,
+    targets: tuple[str, ...],
+    replace: tuple[str, ...],
+    parallelism: int,
+) -> Plan:
+    _check_addresses(desired, lock, targets + replace)
+    runtime = app.open_runtime()
+    lock.check_target(runtime.target)
+    observed = observe(runtime, lock.snapshot(), parallelism=parallelism) if refresh else None
+    return make_plan(
+        desired,
+        lock.snapshot(),
+        observed,
+        prune=prune,
+        targets=targets,
+        replace=replace,
+        lock_digest=lock.digest(),
+        target=runtime.target.to_json(),
+    )
+
+
+@click.command()
+@click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.pass_obj
+def validate(app: Any, directory: Path | None) -> int:
+    """Check the manifests offline: schemas, references, $file paths, job inputs."""
+    if directory is not None:
+        app.project_dir = directory
+    project = app.project()
+    desired = load_desired_state(project.root, project.manifests_dir)
+    jobs = len(desired.jobs())
+    click.echo(
+        f"Valid: {len(desired.programs)} program(s), {len(desired.batches)} batch(es), {jobs} job(s)."
+    )
+    return 0
+
+
+@click.command()
+@click.option(
+    "--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes, 0 when none."
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Save the plan for `qrt apply PLANFILE`.",
+)
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text")
+@_target_opt
+@_replace_opt
+@_prune_opt
+@click.option(
+    "--refresh/--no-refresh",
+    default=True,
+    help="Read the runtime first (default) or trust qrt.lock.",
+)
+@click.option(
+    "--lock-only", is_flag=True, help="No runtime at all: compare the manifests with qrt.lock."
+)
+@_parallelism_opt
+@click.pass_obj
+def plan(
+    app: Any,
+    detailed_exitcode: bool,
+    out: Path | None,
+    fmt: str,
+    targets: tuple[str, ...],
+    replace: tuple[str, ...],
+    prune: bool,
+    refresh: bool,
+    lock_only: bool,
+    parallelism: int | None,
+) -> int:
+    """Show what apply would change on the runtime."""
+    project, desired, lock = _load(app)
+    if lock_only:
+        _check_addresses(desired, lock, targets + replace)
+        result = make_plan(
+            desired,
+            lock.snapshot(),
+            None,
+            prune=prune,
+            targets=targets,
+            replace=replace,
+            lock_digest=lock.digest(),
+            target=lock.target or {},
+        )
+    else:
+        result = _make_plan(
+            app,
+            desired,
+            lock,
+            refresh=refresh,
+            prune=prune,
+            targets=targets,
+            replace=replace,
+            parallelism=parallelism or project.parallelism,
+        )
+    if out is not None:
+        if lock_only:
+            raise ConfigError("--out needs a plan made against the runtime (drop --lock-only)")
+        save_plan_file(out, result, desired_digest(desired))
+    click.echo(render_plan(result, fmt), nl=False)
+    if out is not None and fmt == "text":
+        click.echo(f"\nSaved the plan to {out}; `qrt apply {out}` carries out exactly this plan.")
+    return 2 if detailed_exitcode and result.has_changes else 0
+
+
+@click.command()
+@click.argument(
+    "planfile", required=False, type=click.Path(dir_okay=False, exists=True, path_type=Path)
+)
+@click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--wait/--no-wait", default=True, help="Wait for submitted jobs (default) or return at once."
+)
+@_target_opt
+@_replace_opt
+@_prune_opt
+@_parallelism_opt
+@click.pass_obj
+def apply(
+    app: Any,
+    planfile: Path | None,
+    auto_approve: bool,
+    wait: bool,
+    targets: tuple[str, ...],
+    replace: tuple[str, ...],
+    prune: bool,
+    parallelism: int | None,
+) -> int:
+    """Make the runtime match the manifests and record what happened in qrt.lock."""
+    from qrt_apply.apply import Applier
+
+    project, desired, _ = _load(app)
+    workers = parallelism or project.parallelism
+    with ApplyLock(project.state_dir).hold():
+        lock = Lockfile.load(project.lockfile)  # re-read under the lock
+        if planfile is not None:
+            if targets or replace or prune:
+                raise ConfigError(
+                    "a saved plan is applied as it is; --target/--replace/--prune belong to `qrt plan`"
+                )
+            runtime = app.open_runtime()
+            lock.check_target(runtime.target)
+            result = load_plan_file(
+                planfile,
+                lock_digest=lock.digest(),
+                desired=desired_digest(desired),
+                target=runtime.target.to_json(),
+            )
+            auto_approve = True
+        else:
+            result = _make_plan(
+                app,
+                desired,
+                lock,
+                refresh=True,
+                prune=prune,
+                targets=targets,
+                replace=replace,
+                parallelism=workers,
+            )
+        click.echo(render_plan(result), nl=False)
+        if not result.has_changes:
+            return 0
+        if not auto_approve:
+            if not sys.stdin.isatty():
+                raise ConfigError("no terminal to ask for approval: run `qrt apply --auto-approve`")
+            click.echo("")
+            answer = click.prompt(
+                "Do you want to perform these actions? Only 'yes' will be accepted",
+                default="",
+                show_default=False,
+            )
+            if answer.strip() != "yes":
+                click.echo("Apply cancelled.")
+                return 1
+        click.echo("")
+        applier = Applier(
+            app.open_runtime(), lock, desired, TerminalConsole(), parallelism=workers, wait=wait
+        )
+        try:
+            report = applier.apply(result)
+        except KeyboardInterrupt:
+            click.echo(
+                "\nInterrupted. qrt.lock keeps everything done so far; run `qrt apply` again to "
+                "continue (no completed job is rerun, no submitted job is submitted twice).",
+                err=True,
+            )
+            return 130
+    done = ", ".join(f"{n} {kind}" for kind, n in sorted(report.done.items())) or "nothing"
+    click.echo(f"\nApply complete: {done}.")
+    if report.pending:
+        click.echo(f"{len(report.pending)} job(s) still running; `qrt refresh` collects them.")
+    if report.failed:
+        click.echo(
+            f"{len(report.failed)} job(s) did not complete: {', '.join(report.failed)}", err=True
+        )
+        return 1
+    return 0
+
+
+@click.command()
+@_parallelism_opt
+@click.pass_obj
+def refresh(app: Any, parallelism: int | None) -> int:
+    """Poll in-flight jobs, collect their results into qrt.lock; submits nothing."""
+    from qrt_apply.apply import Applier
+
+    project, desired, _ = _load(app)
+    with ApplyLock(project.state_dir).hold():
+        lock = Lockfile.load(project.lockfile)
+        runtime = app.open_runtime()
+        lock.check_target(runtime.target)
+        observed = observe(runtime, lock.snapshot(), parallelism=parallelism or project.parallelism)
+        full = make_plan(desired, lock.snapshot(), observed)
+        waits = tuple(a for a in full.actions if a.kind == "wait")
+        if not waits:
+            click.echo("Nothing in flight.")
+            return 0
+        applier = Applier(
+            runtime,
+            lock,
+            desired,
+            TerminalConsole(),
+            parallelism=parallelism or project.parallelism,
+        )
+        report = applier.apply(Plan(actions=waits, target=full.target))
+    click.echo(f"Collected {len(report.finished)} job(s).")
+    return 1 if report.failed else 0
+
+
+@click.command()
+@click.pass_obj
+def unlock(app: Any) -> int:
+    """Release the apply lock left by an apply that is gone."""
+    project = app.project()
+    lock = ApplyLock(project.state_dir)
+    holder = lock.holder()
+    if lock.force_release():
+        click.echo(
+            "Released the apply lock" + (f" held by pid {holder.get('pid')}." if holder else ".")
+        )
+    else:
+        click.echo("No apply lock to release.")
+    return 0
+
+
+COMMANDS = (validate, plan, apply, refresh, unlock)

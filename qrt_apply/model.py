@@ -1,0 +1,189 @@
+"""The desired state as frozen data: programs, batches, jobs, their addresses and digests.
+
+Digests are SHA-256 over canonical JSON (sorted keys, no whitespace), so they are stable across
+machines and Python versions. A Program has a *content* digest (its source bytes) and a *metadata*
+digest (description, max_execution_time, spec); visibility is tracked on its own. A job's digest covers
+what it computes: the program's content digest (or the built-in name / server id), the backend, the
+resolved inputs (with the bytes of every ``$file``), the options and the session flag. A description
+edit therefore updates the program without re-running its jobs; a source edit re-runs them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "BUILTIN_PROGRAMS",
+    "RUNTIME_OPTION_KEYS",
+    "BatchSpec",
+    "DesiredState",
+    "JobSpec",
+    "ProgramRef",
+    "ProgramSpec",
+    "canonical_json",
+    "sha256_hex",
+]
+
+BUILTIN_PROGRAMS = ("sampler", "estimator")
+# Options a runtime consumes itself; every other option key is handed to the program.
+RUNTIME_OPTION_KEYS = frozenset({"max_execution_time", "log_level"})
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def sha256_hex(data: bytes | str) -> str:
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class ProgramSpec:
+    name: str
+    source_path: str  # repository-relative, POSIX separators
+    source: str
+    description: str
+    max_execution_time: int
+    visibility: str  # "private" | "public"
+    spec: Mapping[str, Any]
+    manifest: str  # repository-relative manifest path
+    line: int
+
+    @property
+    def address(self) -> str:
+        return f"program.{self.name}"
+
+    @property
+    def content_digest(self) -> str:
+        return content_digest(self.source)
+
+    @property
+    def metadata_digest(self) -> str:
+        return metadata_digest(self.description, self.max_execution_time, self.spec)
+
+    @property
+    def is_public(self) -> bool:
+        return self.visibility == "public"
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "max_execution_time": self.max_execution_time,
+            "spec": dict(self.spec),
+            "is_public": self.is_public,
+        }
+
+
+def content_digest(source: str) -> str:
+    return sha256_hex(source)
+
+
+def metadata_digest(description: str, max_execution_time: int, spec: Mapping[str, Any]) -> str:
+    return sha256_hex(
+        canonical_json(
+            {
+                "description": description,
+                "max_execution_time": max_execution_time,
+                "spec": spec,
+            }
+        )
+    )
+
+
+@dataclass(frozen=True)
+class ProgramRef:
+    """What a batch runs: a built-in primitive, a managed Program, or an unmanaged server id."""
+
+    kind: str  # "builtin" | "managed" | "id"
+    value: str
+
+    def describe(self) -> str:
+        return {"builtin": "built-in ", "managed": "program.", "id": "id "}[self.kind] + self.value
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    batch: str
+    name: str
+    program: ProgramRef
+    backend: str | None
+    inputs: Mapping[str, Any]
+    options: Mapping[str, Any]
+    session: bool
+    tags: tuple[str, ...]
+    files: Mapping[str, str]  # repository-relative path -> sha256 of bytes, for every $file used
+    manifest: str
+    line: int
+    program_digest: str = ""  # content digest of a managed program; "" otherwise
+
+    @property
+    def address(self) -> str:
+        return f"job.{self.batch}/{self.name}"
+
+    @property
+    def runtime_options(self) -> dict[str, Any]:
+        return {k: v for k, v in self.options.items() if k in RUNTIME_OPTION_KEYS}
+
+    @property
+    def program_options(self) -> dict[str, Any]:
+        return {k: v for k, v in self.options.items() if k not in RUNTIME_OPTION_KEYS}
+
+    def params(self) -> dict[str, Any]:
+        """The inputs sent to the runtime: primitive options travel inside them as ``options``."""
+        params = dict(self.inputs)
+        if self.program.kind == "builtin" and self.program_options:
+            merged = dict(self.program_options)
+            merged.update(params.get("options") or {})
+            params["options"] = merged
+        return params
+
+    @property
+    def digest(self) -> str:
+        if self.program.kind == "managed":
+            program: dict[str, str] = {"content": self.program_digest}
+        else:
+            program = {self.program.kind: self.program.value}
+        return sha256_hex(
+            canonical_json(
+                {
+                    "program": program,
+                    "backend": self.backend,
+                    "inputs": self.inputs,
+                    "files": dict(self.files),
+                    "options": self.options,
+                    "session": self.session,
+                }
+            )
+        )
+
+
+@dataclass(frozen=True)
+class BatchSpec:
+    name: str
+    program: ProgramRef
+    backend: str | None
+    session: bool
+    tags: tuple[str, ...]
+    jobs: tuple[JobSpec, ...]
+    manifest: str
+    line: int
+
+    @property
+    def address(self) -> str:
+        return f"batch.{self.name}"
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    programs: Mapping[str, ProgramSpec] = field(default_factory=dict)
+    batches: Mapping[str, BatchSpec] = field(default_factory=dict)
+
+    def jobs(self) -> list[JobSpec]:
+        return [job for batch in self.batches.values() for job in batch.jobs]

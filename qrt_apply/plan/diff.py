@@ -1,0 +1,292 @@
+"""The pure diff: desired state × lockfile × observed runtime → ``Plan``.
+
+No I/O happens here. When ``observed`` is None (``--no-refresh`` / ``--lock-only``) the lockfile is
+taken as the truth about the runtime. Otherwise the runtime is the truth: what differs from the
+lockfile is reported as drift, and the actions repair it like any other change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from qrt_apply.errors import ManifestError, PlanError
+from qrt_apply.model import DesiredState, JobSpec, ProgramSpec, content_digest, metadata_digest
+from qrt_apply.plan.model import Action, Change, Plan
+from qrt_apply.plan.refresh import Observed
+from qrt_apply.runtime.base import ProgramInfo
+
+__all__ = ["make_plan", "select_addresses"]
+
+
+def _observed_fields(info: ProgramInfo, recorded: Mapping[str, Any]) -> dict[str, Any]:
+    """What the runtime holds for a program, in the lockfile's terms."""
+    return {
+        "content_digest": content_digest(info.data)
+        if info.data is not None
+        else recorded.get("content_digest"),
+        "metadata_digest": metadata_digest(
+            info.description, info.max_execution_time, dict(info.spec or {})
+        ),
+        "description": info.description,
+        "max_execution_time": info.max_execution_time,
+        "spec": dict(info.spec or {}),
+        "visibility": "public" if info.is_public else "private",
+    }
+
+
+def _program_actions(
+    spec: ProgramSpec,
+    recorded: Mapping[str, Any] | None,
+    observed: Observed | None,
+    *,
+    replace: bool,
+) -> tuple[list[Action], bool]:
+    """Actions for one program, and whether drift was seen."""
+    address = spec.address
+    if recorded is None or not recorded.get("id"):
+        existing = observed.names.get(spec.name) if observed is not None else None
+        if existing is not None:
+            if recorded is not None and recorded.get("pending") == "create":
+                return [
+                    Action(
+                        "create",
+                        address,
+                        f"adopt {existing}, uploaded by an interrupted apply",
+                        details=(("adopt_id", existing),),
+                    )
+                ], False
+            raise PlanError(
+                f"{address}: a program named {spec.name!r} already exists on the runtime "
+                f"(id {existing}) but not in the lockfile; run `qrt import {address} {existing}` "
+                "to manage it, or rename the Program"
+            )
+        return [Action("create", address, "not on the runtime")], False
+
+    current: dict[str, Any] = dict(recorded)
+    drift = False
+    if observed is not None:
+        info = observed.programs.get(recorded["id"])
+        if info is None:
+            return [
+                Action("create", address, f"{recorded['id']} was deleted outside qrt", drift=True)
+            ], True
+        seen = _observed_fields(info, recorded)
+        drift = any(
+            seen[key] != recorded.get(key)
+            for key in ("content_digest", "metadata_digest", "visibility")
+        )
+        current.update(seen)
+
+    actions: list[Action] = []
+    changes: list[Change] = []
+    touches: list[str] = []
+    if replace or current.get("content_digest") != spec.content_digest:
+        touches.append("data")
+        changes.append(Change("source", current.get("content_digest"), spec.content_digest))
+    if replace or current.get("metadata_digest") != spec.metadata_digest:
+        touches.append("metadata")
+        for key, new in (
+            ("description", spec.description),
+            ("max_execution_time", spec.max_execution_time),
+            ("spec", dict(spec.spec)),
+        ):
+            if replace or current.get(key) != new:
+                changes.append(Change(key, current.get(key), new))
+    if touches:
+        what = " and ".join("source" if t == "data" else "metadata" for t in touches)
+        reason = "replacement requested" if replace else f"{what} changed"
+        actions.append(
+            Action(
+                "update",
+                address,
+                reason + (" on the runtime" if drift else ""),
+                tuple(changes),
+                drift=drift,
+                details=(("touches", tuple(touches)),),
+            )
+        )
+    if current.get("visibility") != spec.visibility:
+        actions.append(
+            Action(
+                "set-visibility",
+                address,
+                f"{current.get('visibility')} → {spec.visibility}",
+                (Change("visibility", current.get("visibility"), spec.visibility),),
+                drift=drift,
+            )
+        )
+    return actions, drift
+
+
+def _job_action(
+    job: JobSpec,
+    recorded: Mapping[str, Any] | None,
+    observed: Observed | None,
+    *,
+    replace: bool,
+) -> Action | None:
+    address = job.address
+    digest = job.digest
+    details: tuple[tuple[str, Any], ...] = (("digest", digest),)
+    if recorded is None:
+        return Action("run", address, "new job", details=details)
+    if recorded.get("digest") != digest:
+        return Action("rerun", address, _why_changed(job, recorded), details=details)
+    if replace:
+        return Action("rerun", address, "replacement requested", details=details)
+    status = recorded.get("status")
+    if status == "COMPLETED":
+        return None
+    if status in ("FAILED", "CANCELLED"):
+        reason = recorded.get("reason")
+        return Action(
+            "rerun",
+            address,
+            f"last run {status}" + (f" ({reason})" if reason else ""),
+            details=details,
+        )
+    if status == "SUBMITTING":
+        tag = recorded.get("submission_tag")
+        found = observed.tagged.get(tag) if observed is not None and tag else None
+        if found is not None:
+            return Action(
+                "wait",
+                address,
+                f"adopt {found.id}, submitted by an interrupted apply",
+                details=(*details, ("adopt_id", found.id)),
+            )
+        if observed is None:
+            return Action(
+                "run", address, "submission was interrupted; checked at apply", details=details
+            )
+        return Action("run", address, "interrupted before the runtime accepted it", details=details)
+    # QUEUED or RUNNING
+    if observed is not None and recorded.get("id") in observed.jobs:
+        info = observed.jobs[recorded["id"]]
+        if info is None:
+            return Action(
+                "rerun", address, f"{recorded['id']} is gone from the runtime", details=details
+            )
+        return Action("wait", address, f"{info.status.lower()} on the runtime", details=details)
+    return Action("wait", address, f"{str(status).lower()} when last seen", details=details)
+
+
+def _why_changed(job: JobSpec, recorded: Mapping[str, Any]) -> str:
+    old = recorded.get("inputs_digest_parts") or {}
+    if not old:
+        return "job definition changed"
+    parts = job_digest_parts(job)
+    changed = [key for key in sorted(parts) if parts[key] != old.get(key)]
+    return (", ".join(changed) + " changed") if changed else "job definition changed"
+
+
+def job_digest_parts(job: JobSpec) -> dict[str, str]:
+    """Per-part digests, recorded so a plan can say *what* changed about a job."""
+    from qrt_apply.model import canonical_json, sha256_hex
+
+    program = job.program_digest if job.program.kind == "managed" else job.program.value
+    return {
+        "program": sha256_hex(program),
+        "backend": sha256_hex(str(job.backend)),
+        "inputs": sha256_hex(canonical_json(job.inputs)),
+        "files": sha256_hex(canonical_json(dict(job.files))),
+        "options": sha256_hex(canonical_json(job.options)),
+        "session": sha256_hex(str(job.session)),
+    }
+
+
+def select_addresses(desired: DesiredState, targets: Collection[str]) -> set[str]:
+    """Expand ``--target`` addresses (program., batch., job.) and add the programs jobs need."""
+    selected: set[str] = set()
+    for address in targets:
+        if address.startswith("batch."):
+            batch = desired.batches.get(address[len("batch.") :])
+            if batch is None:
+                raise PlanError(f"--target {address}: no such batch in the manifests")
+            selected.update(job.address for job in batch.jobs)
+        else:
+            selected.add(address)
+    for job in desired.jobs():
+        if job.address in selected and job.program.kind == "managed":
+            selected.add(f"program.{job.program.value}")
+    return selected
+
+
+def make_plan(
+    desired: DesiredState,
+    lock: Mapping[str, Any],
+    observed: Observed | None,
+    *,
+    prune: bool = False,
+    targets: Collection[str] = (),
+    replace: Collection[str] = (),
+    lock_digest: str = "",
+    target: Mapping[str, Any] | None = None,
+) -> Plan:
+    recorded_programs: Mapping[str, Any] = lock.get("programs", {})
+    recorded_jobs: Mapping[str, Any] = lock.get("jobs", {})
+    selected = select_addresses(desired, targets) if targets else None
+
+    if observed is not None and observed.backends is not None:
+        for job in desired.jobs():
+            if job.backend is not None and job.backend not in observed.backends:
+                raise ManifestError(
+                    f"batch {job.batch!r}: backend {job.backend!r} is not offered by the runtime "
+                    f"(it has: {', '.join(observed.backends)})",
+                    job.manifest,
+                    job.line,
+                )
+
+    actions: list[Action] = []
+    drift: list[str] = []
+    for spec in desired.programs.values():
+        found, drifted = _program_actions(
+            spec, recorded_programs.get(spec.address), observed, replace=spec.address in replace
+        )
+        actions.extend(found)
+        if drifted:
+            drift.append(spec.address)
+    wanted_programs = {spec.address for spec in desired.programs.values()}
+    orphans: list[str] = []
+    for address, record in sorted(recorded_programs.items()):
+        if address in wanted_programs:
+            continue
+        if prune and record.get("id"):
+            actions.append(Action("delete", address, "removed from the manifests (--prune)"))
+        elif prune:
+            actions.append(Action("forget", address, "never reached the runtime"))
+        else:
+            orphans.append(address)
+
+    for job in desired.jobs():
+        action = _job_action(
+            job, recorded_jobs.get(job.address), observed, replace=job.address in replace
+        )
+        if action is not None:
+            actions.append(action)
+    wanted_jobs = {job.address for job in desired.jobs()}
+    for address in sorted(recorded_jobs):
+        if address in wanted_jobs:
+            continue
+        if prune:
+            actions.append(
+                Action(
+                    "forget",
+                    address,
+                    "removed from the manifests (--prune); the runtime keeps the job",
+                )
+            )
+        else:
+            orphans.append(address)
+
+    if selected is not None:
+        actions = [a for a in actions if a.address in selected]
+    return Plan(
+        actions=tuple(actions),
+        orphans=tuple(orphans),
+        drift=tuple(drift),
+        refreshed=observed is not None,
+        lock_digest=lock_digest,
+        target=dict(target or {}),
+    )

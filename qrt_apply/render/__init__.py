@@ -1,0 +1,1 @@
+"""Views of plans and results: text, JSON and markdown. The only code that prints."""

@@ -1,0 +1,37 @@
+"""The Console: the only way the core reports progress. The CLI picks an implementation."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import click
+
+__all__ = ["Console", "NullConsole", "TerminalConsole"]
+
+
+class Console(Protocol):
+    def step(self, address: str, message: str) -> None: ...
+
+    def warn(self, message: str) -> None: ...
+
+
+class NullConsole:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def step(self, address: str, message: str) -> None:
+        self.lines.append(f"{address}: {message}")
+
+    def warn(self, message: str) -> None:
+        self.lines.append(f"warning: {message}")
+
+
+class TerminalConsole:
+    def __init__(self, *, color: bool | None = None) -> None:
+        self.color = color
+
+    def step(self, address: str, message: str) -> None:
+        click.echo(f"{click.style(address, bold=True)}: {message}", color=self.color)
+
+    def warn(self, message: str) -> None:
+        click.echo(click.style(f"warning: {message}", fg="yellow"), err=True, color=self.color)
