@@ -348,7 +348,15 @@ def test_run_body_and_headers(router: respx.Router) -> None:
     }
     assert request.headers["Idempotency-Key"] == submit_tag[len(SUBMIT_TAG_PREFIX) :]
     assert request.headers["X-Access-Token"] == ACCESS
-    assert h.router.calls.last.request.url.params["exclude_params"] == "true"
+    last = h.router.calls.last.request
+    assert (last.method, last.url.path, last.url.query) == ("GET", "/runtime/jobs/job1", b"")
+
+
+def test_run_takes_a_whole_job_answer_as_is(h: Harness) -> None:
+    h.router.post(f"{RT}/jobs").respond(201, json=job_json("job9", tags=["x"]))
+    job = h.rt.run("sampler", {})
+    assert (job.id, job.tags) == ("job9", ("x",))
+    assert h.router.calls.last.request.method == "POST"
 
 
 def test_run_reuses_a_callers_submit_tag(h: Harness) -> None:
@@ -510,6 +518,10 @@ def test_job_parsing(h: Harness) -> None:
         True,
         None,
     )
+    encoded = {"x": {"__type__": "complex", "__value__": [1, 2]}}
+    for wire_params in (encoded, json.dumps(encoded), [encoded]):
+        h.router.get(f"{RT}/jobs/j2").respond(json=job_json("j2", params=wire_params))
+        assert h.rt.job("j2").params == encoded
 
 
 def test_backends(h: Harness) -> None:

@@ -47,6 +47,7 @@ from typing import Any, NamedTuple
 from urllib.parse import urlparse
 
 from qrt_apply.errors import ConfigError
+from qrt_apply.runtime.base import Target
 
 __all__ = [
     "CHANNELS",
@@ -88,6 +89,11 @@ class Account:
     @property
     def resolved_url(self) -> str:
         return self.url or DEFAULT_URLS.get(self.channel, DEFAULT_URLS["ibm_quantum"])
+
+    @property
+    def target(self) -> Target:
+        """What a lockfile records for this account: channel, url (no trailing slash), instance."""
+        return Target(self.channel, self.resolved_url.rstrip("/"), self.instance)
 
     def validate(self) -> Account:
         """Check the account as the real client does before saving or using it; return self."""

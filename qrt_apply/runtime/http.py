@@ -39,7 +39,7 @@ from qrt_apply.errors import AuthError, RuntimeApiError
 from qrt_apply.runtime.accounts import Account
 from qrt_apply.runtime.base import BackendInfo, JobInfo, ProgramInfo, Target
 from qrt_apply.runtime.http_auth import Connection, connect
-from qrt_apply.runtime.http_parse import parse_interim, parse_job, parse_program
+from qrt_apply.runtime.http_parse import parse_backend, parse_interim, parse_job, parse_program
 from qrt_apply.runtime.http_wire import RetryPolicy, Wire
 
 __all__ = ["SUBMIT_TAG_PREFIX", "HttpRuntime", "new_submit_tag"]
@@ -182,9 +182,7 @@ class HttpRuntime:
 
     @property
     def target(self) -> Target:
-        return Target(
-            self.account.channel, self.account.resolved_url.rstrip("/"), self.account.instance
-        )
+        return self.account.target
 
     def backends(self) -> list[BackendInfo]:
         conn = self._connection()
@@ -197,16 +195,7 @@ class HttpRuntime:
                 status = self._json("GET", f"/backends/{name}/status")
             except RuntimeApiError:
                 status = {}
-            simulator = bool(config.get("simulator", True))
-            infos.append(
-                BackendInfo(
-                    name=str(name),
-                    num_qubits=int(config.get("n_qubits") or config.get("num_qubits") or 0),
-                    simulator=simulator,
-                    noisy=bool(config.get("noisy", not simulator)),
-                    operational=bool(status.get("state", True)),
-                )
-            )
+            infos.append(parse_backend(str(name), config, status))
         return infos
 
     def programs(self, *, limit: int | None = None, skip: int = 0) -> list[ProgramInfo]:
@@ -322,25 +311,22 @@ class HttpRuntime:
         )
         if isinstance(outcome, JobInfo):
             return outcome
-        job_id = str(outcome.json()["id"])
+        answer = outcome.json()
+        if isinstance(answer.get("state"), dict):  # qrt serve answers the whole job
+            return parse_job(answer)
         try:
-            return self.job(job_id)
+            return self.job(str(answer["id"]))
         except RuntimeApiError:  # the job exists; report what the submission told us
-            return JobInfo(
-                job_id,
-                program_id,
-                "QUEUED",
-                backend=outcome.json().get("backend") or backend,
-                session_id=session_id,
-                tags=tuple(all_tags),
-            )
+            backend = answer.get("backend") or backend
+            return JobInfo(str(answer["id"]), program_id, "QUEUED", backend, tags=tuple(all_tags))
 
     def _find_tagged(self, tag: str) -> JobInfo | None:
         found = self.jobs(limit=1, tags=[tag])
         return found[0] if found else None
 
     def job(self, job_id: str) -> JobInfo:
-        return parse_job(self._json("GET", f"/jobs/{job_id}", params={"exclude_params": "true"}))
+        # With params, like the embedded runtime; they stay in their encoded JSON form.
+        return parse_job(self._json("GET", f"/jobs/{job_id}"))
 
     def jobs(
         self,

@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from qrt_apply.errors import RuntimeApiError
-from qrt_apply.runtime.base import JobInfo, ProgramInfo
+from qrt_apply.runtime.base import BackendInfo, JobInfo, ProgramInfo
 
-__all__ = ["parse_interim", "parse_job", "parse_program"]
+__all__ = ["parse_backend", "parse_interim", "parse_job", "parse_program"]
 
 
 def _str_or_none(value: Any) -> str | None:
@@ -83,3 +83,17 @@ def parse_interim(text: str) -> list[str]:
     if not isinstance(value, list):
         return [text]
     return [item if isinstance(item, str) else json.dumps(item) for item in reversed(value)]
+
+
+def parse_backend(name: str, config: Any, status: Any) -> BackendInfo:
+    """A backend from its ``/configuration`` and ``/status`` answers."""
+    config = config if isinstance(config, Mapping) else {}
+    status = status if isinstance(status, Mapping) else {}
+    simulator = bool(config.get("simulator", True))
+    return BackendInfo(
+        name=name,
+        num_qubits=int(config.get("n_qubits") or config.get("num_qubits") or 0),
+        simulator=simulator,
+        noisy=bool(config.get("noisy", not simulator)),
+        operational=bool(status.get("state", True)),
+    )
