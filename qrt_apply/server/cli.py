@@ -2,8 +2,8 @@
 
 The lead registers :data:`serve` and :data:`users` in the main ``qrt`` group; ``python -m
 qrt_apply.server.cli`` runs them standalone. Both work on a **data directory** (default
-``.qrt-server``, or ``$QRT_SERVE_DATA_DIR``) that holds the runtime store (``runtime.sqlite``:
-users, hashed API tokens, programs, jobs) and the server DB (``server.sqlite``: hashed access
+``.qrt-server``, or ``$QRT_SERVE_DATA_DIR``) that holds the runtime store (``runtime.db``:
+users, hashed API tokens, programs, jobs) and the server DB (``server.db``: hashed access
 tokens, idempotency records). There is no default user and no default password: the operator
 creates the first user with ``qrt users create NAME --data-dir D``, which prints its API token
 once. Errors are ``QrtError``s; the calling CLI turns them into messages and exit codes. Heavy
@@ -34,8 +34,9 @@ __all__ = [
 ]
 
 DEFAULT_DATA_DIR = ".qrt-server"
-STORE_FILE = "runtime.sqlite"
-SERVER_DB_FILE = "server.sqlite"
+STORE_FILE = "runtime.db"  # the same name as the embedded runtime's
+SERVER_DB_FILE = "server.db"
+_SHUTDOWN_GRACE = 5.0
 _USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 
 _data_dir_option = click.option(
@@ -180,7 +181,8 @@ def serve(
         )
         uvicorn.Server(config).run(sockets=[sock])
     finally:
-        service.close()
+        # running jobs get a few seconds; the rest is handed over and re-queued at the next start
+        service.close(wait=True, timeout=_SHUTDOWN_GRACE)
         db.close()
         sock.close()
 

@@ -63,6 +63,7 @@ def _params_text(body: dict[str, Any]) -> str:
 
 async def _submit(request: Request, user: str, body: dict[str, Any]) -> dict[str, Any]:
     program_id = field_str(body, "program_id", required=True)
+    assert program_id is not None
     job = await call(
         context(request).service.run,
         user,

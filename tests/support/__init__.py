@@ -1,1 +1,1 @@
-"""Reusable test helpers (a real ``qrt serve`` on loopback: ``tests.support.serve``)."""
+"""Reusable test helpers (a real ``qrt serve`` on loopback: ``support.serve``)."""

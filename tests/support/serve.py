@@ -2,7 +2,7 @@
 
 Usage::
 
-    from tests.support.serve import running_server
+    from support.serve import running_server  # tests/ is on sys.path under pytest
 
     def test_something(tmp_path):
         with running_server(tmp_path, users=("alice", "bob")) as server:
