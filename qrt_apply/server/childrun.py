@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         text, metrics = run_job(jobdir, spec)
         outcome: dict[str, Any] = {"status": "COMPLETED", "result": text, "metrics": metrics}
-    except BaseException:  # noqa: B036 - a program's SystemExit is a failure of the job too
+    except BaseException:  # a program calling sys.exit() has failed too
         tb = traceback.format_exc()
         sys.stderr.write(tb)
         outcome = {"status": "FAILED", "result": tb, "metrics": {}}

@@ -47,7 +47,7 @@ __all__ = [
 ]
 
 LOG_LIMIT = 1 << 20  # bytes of output kept as a job's logs (head and tail)
-_LOG_HEAD = 64 << 10
+_LOG_HEAD = 64 << 10  # at most this much of the head is kept when the log is cut
 _LOG_KILL = 64 << 20  # a job that writes more output than this is stopped
 _STATUS_EVERY = 0.25  # seconds between checks of the job's row (cancel from another process)
 _LOGS_EVERY = 1.0  # seconds between live log updates
@@ -150,8 +150,8 @@ def _read_log(path: Path, limit: int) -> str:
             if size <= limit:
                 data = stream.read()
             else:
-                head = stream.read(_LOG_HEAD)
-                stream.seek(size - (limit - _LOG_HEAD))
+                head = stream.read(min(_LOG_HEAD, limit // 4))
+                stream.seek(size - (limit - len(head)))
                 skipped = size - limit
                 data = head + f"\n[... {skipped} bytes of output skipped ...]\n".encode()
                 data += stream.read()
