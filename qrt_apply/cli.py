@@ -6,6 +6,7 @@ Exit codes follow Terraform: 0 success (no changes), 1 any error (usage errors i
 
 from __future__ import annotations
 
+import importlib
 import sys
 import traceback
 from collections.abc import Sequence
@@ -48,6 +49,16 @@ class AppContext:
 
 class QrtGroup(click.Group):
     """Runs commands with Terraform's exit codes and one-line errors (``--debug`` for tracebacks)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_COMMANDS:
+            module, attr = LAZY_COMMANDS[cmd_name]
+            command: click.Command = getattr(importlib.import_module(module), attr)
+            return command
+        return super().get_command(ctx, cmd_name)
 
     def main(  # type: ignore[override]
         self,
@@ -109,26 +120,22 @@ def cli(ctx: click.Context, project_dir: Path, account: str | None, debug: bool)
         ctx.obj = AppContext(project_dir=project_dir, account=account, debug=debug)
 
 
-def _register() -> None:
-    from qrt_apply.commands import core, inspect
-
-    for command in (*core.COMMANDS, *inspect.COMMANDS):
-        cli.add_command(command)
-    from qrt_apply.runtime import accounts_cli
-    from qrt_apply.server import cli as server_cli
-
-    for command in (
-        accounts_cli.account,
-        accounts_cli.backends,
-        accounts_cli.programs,
-        accounts_cli.jobs,
-        server_cli.serve,
-        server_cli.users,
-    ):
-        cli.add_command(command)
-
-
-_register()
+# Commands are imported only when invoked, so `qrt plan` never pays for the server's imports.
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "validate": ("qrt_apply.commands.core", "validate"),
+    "plan": ("qrt_apply.commands.core", "plan"),
+    "apply": ("qrt_apply.commands.core", "apply"),
+    "refresh": ("qrt_apply.commands.core", "refresh"),
+    "unlock": ("qrt_apply.commands.core", "unlock"),
+    "show": ("qrt_apply.commands.inspect", "show"),
+    "results": ("qrt_apply.commands.inspect", "results"),
+    "account": ("qrt_apply.runtime.accounts_cli", "account"),
+    "backends": ("qrt_apply.runtime.accounts_cli", "backends"),
+    "programs": ("qrt_apply.runtime.accounts_cli", "programs"),
+    "jobs": ("qrt_apply.runtime.accounts_cli", "jobs"),
+    "serve": ("qrt_apply.server.cli", "serve"),
+    "users": ("qrt_apply.server.cli", "users"),
+}
 
 
 def main() -> None:
