@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from qrt_apply.errors import NotFoundError, QrtError
@@ -87,7 +88,7 @@ class Applier:
         self.lock.set_target(self.runtime.target)
         programs = [a for a in plan.actions if a.stage == "programs"]
         jobs = [a for a in plan.actions if a.stage == "jobs"]
-        self._parallel(self._program_action, programs)
+        self._run_parallel([partial(self._program_action, action) for action in programs])
         in_flight: dict[str, str] = {}
         for address in self._submit_jobs(jobs):
             record = self.lock.job(address) or {}
@@ -100,12 +101,12 @@ class Applier:
         self.lock.save()
         return self.report
 
-    def _parallel(self, work: Callable[[Action], None], actions: Iterable[Action]) -> None:
-        actions = list(actions)
-        if not actions:
+    def _run_parallel(self, tasks: list[Callable[[], object]]) -> None:
+        """Run tasks on ``parallelism`` threads; the first QrtError is raised once all have ended."""
+        if not tasks:
             return
         pool = ThreadPoolExecutor(max_workers=self.parallelism)
-        futures: list[Future[None]] = [pool.submit(work, action) for action in actions]
+        futures: list[Future[object]] = [pool.submit(task) for task in tasks]
         try:
             errors = []
             for future in futures:
@@ -233,23 +234,11 @@ class Applier:
                 except QrtError as exc:
                     self.console.warn(f"could not close session {session_id}: {exc}")
 
-        work: list[Callable[[], None]] = [
-            (lambda g=group: session_batch(g)) for group in groups.values()
-        ] + [(lambda a=action: self._job_action(a) and None) for action in singles]
-        if work:
-            pool = ThreadPoolExecutor(max_workers=self.parallelism)
-            futures = [pool.submit(item) for item in work]
-            try:
-                errors = []
-                for future in futures:
-                    try:
-                        future.result()
-                    except QrtError as exc:
-                        errors.append(exc)
-                if errors:
-                    raise errors[0]
-            finally:
-                pool.shutdown(wait=True, cancel_futures=True)
+        tasks: list[Callable[[], object]] = [
+            partial(session_batch, group) for group in groups.values()
+        ]
+        tasks += [partial(self._job_action, action) for action in singles]
+        self._run_parallel(tasks)
         return addresses
 
     def _job_action(
@@ -315,13 +304,13 @@ class Applier:
                     del remaining[address]
                     continue
                 if info.status in FINAL_STATUSES:
-                    self._collect(address, info)
+                    self.collect(address, info)
                     del remaining[address]
             if remaining:
                 self.sleep(interval)
                 interval = min(self.max_poll_interval, interval * 1.5)
 
-    def _collect(self, address: str, info: JobInfo) -> None:
+    def collect(self, address: str, info: JobInfo) -> None:
         fields: dict[str, Any] = {
             "status": info.status,
             "reason": info.reason,

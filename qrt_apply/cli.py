@@ -127,6 +127,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "apply": ("qrt_apply.commands.core", "apply"),
     "refresh": ("qrt_apply.commands.core", "refresh"),
     "unlock": ("qrt_apply.commands.core", "unlock"),
+    "import": ("qrt_apply.commands.adopt", "import_"),
     "show": ("qrt_apply.commands.inspect", "show"),
     "results": ("qrt_apply.commands.inspect", "results"),
     "account": ("qrt_apply.runtime.accounts_cli", "account"),

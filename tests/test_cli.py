@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from qrt_apply.cli import AppContext, cli
+
 from fakes import FakeRuntime
 from projects import small_project, write
-from qrt_apply.cli import AppContext, cli
 
 SLOW = """\
 import time
@@ -204,3 +205,21 @@ def test_interrupted_apply_resumes_without_rerunning_completed_jobs(tmp_path: Pa
         assert final[address]["id"] == job_id, f"{address} was rerun"
         assert f"{address}: submitted" not in done.stdout
     assert qrt(root, "plan", "--detailed-exitcode").returncode == 0
+
+
+def test_import_adopts_an_existing_program(tmp_path: Path) -> None:
+    root = small_project(tmp_path)
+    runtime = FakeRuntime()
+    source = (root / "programs/echo.py").read_text()
+    program_id = runtime.upload_program(
+        source, {"name": "echo", "max_execution_time": 60, "description": "old words"}
+    )
+    result = run_cli(root, "plan", runtime=runtime)
+    assert result.exit_code == 1 and f"qrt import program.echo {program_id}" in result.output
+    result = run_cli(root, "import", "program.echo", program_id, runtime=runtime)
+    assert result.exit_code == 0, result.output
+    plan = json.loads(run_cli(root, "plan", "--format", "json", runtime=runtime).output)
+    program_actions = [a for a in plan["actions"] if a["address"] == "program.echo"]
+    assert [a["action"] for a in program_actions] == ["update"]
+    assert program_actions[0]["details"]["touches"] == ["metadata"]
+    assert {c["field"] for c in program_actions[0]["changes"]} == {"description", "spec"}

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from projects import copy_example, small_project, write
 from qrt_apply.errors import ManifestError
 from qrt_apply.manifests import load_desired_state
+
+from projects import copy_example, small_project, write
 
 
 def load(root: Path):

@@ -7,14 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from fakes import FakeRuntime
-from projects import small_project
 from qrt_apply.apply import Applier
 from qrt_apply.errors import PlanError
 from qrt_apply.lockfile import Lockfile
 from qrt_apply.manifests import load_desired_state
 from qrt_apply.plan import make_plan, observe
 from qrt_apply.render.console import NullConsole
+
+from fakes import FakeRuntime
+from projects import small_project
 
 
 def plan_for(root: Path, runtime: FakeRuntime, **kwargs):

@@ -245,9 +245,12 @@ def apply(
                 click.echo("Apply cancelled.")
                 return 1
         click.echo("")
-        applier = Applier(
-            app.open_runtime(), lock, desired, TerminalConsole(), parallelism=workers, wait=wait
-        )
+        runtime = app.open_runtime()
+        if not wait and hasattr(runtime, "close_timeout"):
+            # The embedded runtime lives in this process: hand its jobs over at exit, so that the
+            # next `qrt refresh` (or apply) runs them to completion.
+            runtime.close_timeout = 0
+        applier = Applier(runtime, lock, desired, TerminalConsole(), parallelism=workers, wait=wait)
         try:
             report = applier.apply(result)
         except KeyboardInterrupt:
