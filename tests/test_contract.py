@@ -16,13 +16,14 @@ from typing import Any
 
 import httpx
 import pytest
-from support.serve import ServerHandle, running_server
 
 from qrt_apply.errors import ConflictError, NotFoundError
 from qrt_apply.runtime.accounts import Account
 from qrt_apply.runtime.base import JobInfo, Runtime
 from qrt_apply.runtime.embedded import EmbeddedRuntime
 from qrt_apply.runtime.http import SUBMIT_TAG_PREFIX, HttpRuntime
+
+from support.serve import ServerHandle, running_server
 
 HELLO = """\
 def main(backend, user_messenger, **kwargs):
@@ -335,3 +336,60 @@ def test_http_target_is_the_account(http_runtime: Runtime, server: ServerHandle)
         "url": server.api_url,
         "instance": None,
     }
+
+
+class LoseFirstSubmitAnswer(httpx.BaseTransport):
+    """A real transport that lets the first ``POST /jobs`` reach the server but loses its answer
+    (a read timeout, as on a flaky network); with ``hide_lookup`` the first tag lookup that follows
+    also comes back empty, so the client re-sends and the server's Idempotency-Key must hold."""
+
+    def __init__(self, *, hide_lookup: bool) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.hide_lookup = hide_lookup
+        self.lost = 0
+        self.hidden = 0
+        self.posts = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        path = request.url.path
+        if request.method == "POST" and path.endswith("/runtime/jobs"):
+            self.posts += 1
+            if not self.lost:
+                self.lost += 1
+                response.read()
+                response.close()
+                raise httpx.ReadTimeout("the answer was lost", request=request)
+        if (
+            self.hide_lookup
+            and not self.hidden
+            and request.method == "GET"
+            and path.endswith("/jobs")
+        ):
+            if "tags" in request.url.params:
+                self.hidden += 1
+                response.read()
+                response.close()
+                return httpx.Response(200, json={"jobs": [], "count": 0}, request=request)
+        return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@pytest.mark.parametrize("hide_lookup", [False, True], ids=["adopted-by-tag", "idempotency-key"])
+def test_http_lost_submit_answer_never_makes_a_second_job(
+    server: ServerHandle, hide_lookup: bool
+) -> None:
+    transport = LoseFirstSubmitAnswer(hide_lookup=hide_lookup)
+    account = Account("ibm_quantum", server.token, url=server.api_url)
+    sleeps: list[float] = []
+    with httpx.Client(transport=transport, trust_env=False, timeout=60.0) as client:
+        runtime = HttpRuntime(account, client=client, sleep=sleeps.append)
+        tag = unique()
+        job = runtime.run("sampler", {"pubs": [{"circuit": BELL}]}, tags=[tag])
+        assert transport.lost == 1 and len(sleeps) >= 1
+        assert transport.posts == (2 if hide_lookup else 1)
+        assert [j.id for j in runtime.jobs(tags=[tag], limit=None)] == [job.id]
+        assert wait(runtime, job.id).status == "COMPLETED"
+        runtime.close()

@@ -628,3 +628,57 @@ def test_no_token_in_any_error(h: Harness, response: httpx.Response) -> None:
     assert_no_secret(str(info.value))
     assert_no_secret(repr(info.value.args))
     assert "http://rt.test/runtime/programs/p1" in str(info.value)
+
+
+def test_upload_whose_answer_was_lost_is_adopted(h: Harness) -> None:
+    source = "def main(backend, user_messenger): return 1\n"
+    stored: dict[str, Any] = {}
+
+    def post(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        if stored:
+            return httpx.Response(409, json={"error": {"message": "duplicate", "code": 409}})
+        stored.update(id="up-1", name=body["name"], data=base64.b64decode(body["data"]).decode())
+        raise httpx.ReadTimeout("lost")
+
+    h.router.post(f"{RT}/programs").mock(side_effect=post)
+    h.router.get(f"{RT}/programs").mock(
+        side_effect=lambda r: httpx.Response(
+            200, json={"programs": [{"id": "up-1", "name": stored["name"]}], "count": 1}
+        )
+    )
+    h.router.get(f"{RT}/programs/up-1").mock(side_effect=lambda r: httpx.Response(200, json=stored))
+    assert h.rt.upload_program(source, {"name": "up", "max_execution_time": 5}) == "up-1"
+    assert len([r for r in h.requests() if r.method == "POST" and "programs" in r.url.path]) == 1
+
+
+def test_upload_lost_answer_with_other_source_is_resent(h: Harness) -> None:
+    route = h.router.post(f"{RT}/programs")
+    route.side_effect = [httpx.Response(502), httpx.Response(201, json={"id": "new"})]
+    h.router.get(f"{RT}/programs").respond(
+        json={"programs": [{"id": "old", "name": "up"}], "count": 1}
+    )
+    h.router.get(f"{RT}/programs/old").respond(json={"id": "old", "name": "up", "data": "other"})
+    assert h.rt.upload_program("def main(): pass", {"name": "up", "max_execution_time": 5}) == "new"
+    assert route.call_count == 2
+
+
+def test_idempotent_deletes_and_cancel_after_a_lost_answer(h: Harness) -> None:
+    for method, path, status, call in (
+        ("DELETE", "/jobs/j1", 404, lambda: h.rt.delete_job("j1")),
+        ("DELETE", "/programs/p1", 404, lambda: h.rt.delete_program("p1")),
+        ("POST", "/jobs/j1/cancel", 409, lambda: h.rt.cancel_job("j1")),
+    ):
+        route = h.router.route(method=method, url=f"{RT}{path}")
+        route.side_effect = [httpx.ReadTimeout("lost"), httpx.Response(status)]
+        call()  # the second answer means the first try did it
+        assert route.call_count == 2
+
+
+def test_interim_results_parsing() -> None:
+    from qrt_apply.runtime.http_parse import parse_interim
+
+    assert parse_interim("") == []
+    assert parse_interim('["{\\"i\\": 2}", {"i": 1}]') == ['{"i": 1}', '{"i": 2}']
+    assert parse_interim('{"single": true}') == ['{"single": true}']
+    assert parse_interim("not json") == ["not json"]
