@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from support.serve import ServerHandle, running_server
 
 ECHO = """
@@ -471,3 +472,16 @@ def test_backend_routes(alice: httpx.Client) -> None:
         assert alice.get(f"/backends/{name}/properties").json() == {}
         assert alice.get(f"/backends/{name}/pulse_defaults").json() == {}
     assert_error(alice.get("/backends/nope/status"), 404)
+
+
+@pytest.mark.slow
+def test_max_execution_time_cancels_with_ran_too_long(alice: httpx.Client) -> None:
+    program = upload(alice, "too-long", SLEEPER, cost=2)
+    started = time.monotonic()
+    job = wait_final(alice, submit(alice, program, {"sleep": 60})["id"], timeout=60)
+    assert job["state"] == {"status": "CANCELLED", "reason": "RAN TOO LONG"}
+    assert time.monotonic() - started < 30
+    # a run may ask for less time than the program allows, never for more
+    program = upload(alice, "asks-less", SLEEPER, cost=30)
+    job = wait_final(alice, submit(alice, program, {"sleep": 60}, cost=2)["id"], timeout=60)
+    assert job["state"]["reason"] == "RAN TOO LONG"

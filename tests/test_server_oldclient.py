@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from support.serve import ServerHandle, running_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.oldclient]
@@ -63,11 +64,13 @@ def python() -> str:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
     base = tmp_path_factory.mktemp("serve-oldclient")
-    with running_server(base, users=("flow", "sample")) as handle:
+    with running_server(base, users=("flow", "sample", "cloud")) as handle:
         yield handle
 
 
-def run_script(python: str, server: ServerHandle, script: str, user: str) -> dict[str, Any]:
+def run_script(
+    python: str, server: ServerHandle, script: str, user: str, url: str | None = None
+) -> dict[str, Any]:
     home = server.data_dir.parent / f"home-{user}"  # the client may create ~/.qiskit
     home.mkdir(exist_ok=True)
     env = {
@@ -77,7 +80,7 @@ def run_script(python: str, server: ServerHandle, script: str, user: str) -> dic
     }
     env.update(HOME=str(home), NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
     done = subprocess.run(
-        [python, str(SCRIPTS / script), server.api_url, server.tokens[user]],
+        [python, str(SCRIPTS / script), url or server.api_url, server.tokens[user]],
         capture_output=True,
         text=True,
         timeout=600,
@@ -176,3 +179,12 @@ def test_the_documentation_sample_workflow(python: str, server: ServerHandle) ->
     # both jobs in one session, whose id is the first job's
     assert out["session_id"] == out["sampler_job_id"]
     assert sampler["job_session_id"] == estimator["job_session_id"] == out["session_id"]
+
+
+def test_the_ibm_cloud_channel_through_the_experimental_url(
+    python: str, server: ServerHandle
+) -> None:
+    out = run_script(python, server, "cloud_flow.py", "cloud", url=f"{server.url}/experimental")
+    assert {"aer_simulator", "ibmq_qasm_simulator"} <= set(out["backends"])
+    assert out["result"] == {"echo": {"x": 5}}
+    assert out["backend"] == "aer_simulator"  # chosen by the server
