@@ -251,6 +251,7 @@ def _expression_record(srepr: str, names: list[str]) -> str:
         "(lambda: 1)()",
         "Symbol('undefined')",
         "open('/etc/passwd')",
+        "Pow(Integer(10), Integer(100000000))",  # would be a 100-million-digit integer
     ],
 )
 def test_expression_text_is_parsed_not_evaluated(srepr: str) -> None:

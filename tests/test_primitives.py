@@ -217,6 +217,23 @@ def test_v1_estimator_indices() -> None:
     assert within_shot_noise(result["values"], np.ravel(exact), stds)
 
 
+def test_v1_transpilation_settings() -> None:
+    call = fixture("estimator_doc")
+    settings = call["params"]["transpilation_settings"]
+    settings.update(coupling_map=[[0, 1], [1, 2]], basis_gates=["cx", "rz", "sx", "x"])
+    result = execute_builtin("estimator", call["params"], "aer_simulator")
+    std = math.sqrt(result["metadata"][0]["variance"] / 4000)
+    assert within_shot_noise(result["values"][0], exact_expectation(THETA), std)
+    call = fixture("estimator_doc")
+    settings = call["params"]["transpilation_settings"]
+    settings.update(initial_layout=[3, 4], skip_transpilation=True)
+    result = execute_builtin("estimator", call["params"], "fake_noisy_5q")
+    assert abs(result["values"][0] - EXACT) < 0.5
+    settings.update(initial_layout=None, layout_method="bogus")
+    with pytest.raises(RuntimeApiError, match="invalid transpilation settings"):
+        execute_builtin("estimator", call["params"], "fake_noisy_5q")
+
+
 def test_v1_sampler_on_the_noisy_device() -> None:
     call = fixture("sampler_bell")
     call["params"]["run_options"]["seed_simulator"] = 2

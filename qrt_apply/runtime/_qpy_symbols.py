@@ -194,7 +194,10 @@ def _eval_node(node: ast.AST, names: dict[str, Any]) -> Any:  # noqa: C901 - one
             acc = acc + arg if func == "Add" else acc * arg
         return acc
     if func == "Pow" and len(args) == 2:
-        return args[0] ** args[1]
+        base, exponent = args
+        if isinstance(base, int) and isinstance(exponent, int):
+            base = float(base)  # no unbounded big-integer powers from a payload
+        return base**exponent
     if func in _UNARY_METHODS and len(args) == 1:
         arg = args[0]
         if isinstance(arg, (int, float, complex)):

@@ -64,12 +64,17 @@ class AerExecution:
         if self._pass_manager is None:
             from qiskit.transpiler import generate_preset_pass_manager
 
+            options = dict(self.settings.transpile_options)
+            if "coupling_map" in options or "basis_gates" in options:
+                # simulated device constraints (V1 simulator options) replace the backend's target
+                options.setdefault("basis_gates", backends.configuration(self.name)["basis_gates"])
+            else:
+                options["backend"] = self.backend
             try:
                 self._pass_manager = generate_preset_pass_manager(
                     optimization_level=self.settings.optimization_level,
-                    backend=self.backend,
                     seed_transpiler=self.settings.seed if self.settings.seed is not None else 0,
-                    **self.settings.transpile_options,
+                    **options,
                 )
             except Exception as exc:  # bad layout/routing method names, bad initial layout
                 raise bad_input(f"invalid transpilation settings: {exc}") from None
