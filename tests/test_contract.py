@@ -393,3 +393,21 @@ def test_http_lost_submit_answer_never_makes_a_second_job(
         assert [j.id for j in runtime.jobs(tags=[tag], limit=None)] == [job.id]
         assert wait(runtime, job.id).status == "COMPLETED"
         runtime.close()
+
+
+def test_http_ibm_cloud_channel(server: ServerHandle) -> None:
+    crn = "crn:v1:bluemix:public:quantum-computing:us-east:a/0123456789:abcdef::"
+    account = Account("ibm_cloud", server.token, url=f"{server.url}/experimental", instance=crn)
+    with httpx.Client(trust_env=False, timeout=60.0) as client:
+        runtime = HttpRuntime(account, client=client)
+        assert runtime.target.to_json() == {
+            "channel": "ibm_cloud",
+            "url": f"{server.url}/experimental",
+            "instance": crn,
+        }
+        program_id = upload(runtime)
+        job = runtime.run(program_id, {"name": "cloud"})
+        assert wait(runtime, job.id).status == "COMPLETED"
+        assert json.loads(runtime.job_result(job.id)) == {"greeting": "hello cloud"}
+        runtime.delete_program(program_id)
+        runtime.close()
