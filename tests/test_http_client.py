@@ -140,9 +140,12 @@ def test_ibm_quantum_login_flow_then_access_token_on_runtime_calls(h: Harness) -
     assert len([r for r in h.requests() if r.url.path.endswith("loginWithToken")]) == 1
 
 
-def test_not_an_auth_url(router: respx.Router) -> None:
-    router.get(f"{AUTH}/version").respond(json={"hello": 1})
-    with pytest.raises(ConfigError, match="not an IBM Quantum authentication URL"):
+@pytest.mark.parametrize(
+    "answer", [httpx.Response(200, json={"hello": 1}), httpx.Response(404), httpx.Response(200)]
+)
+def test_not_an_auth_url(router: respx.Router, answer: httpx.Response) -> None:
+    router.get(f"{AUTH}/version").mock(return_value=answer)
+    with pytest.raises(ConfigError, match="not an IBM Quantum authentication URL.*HOST:PORT/api"):
         Harness(router, quantum()).rt.programs()
 
 
@@ -164,6 +167,7 @@ def test_bad_token_is_auth_error_without_the_token(router: respx.Router) -> None
     )
     with pytest.raises(AuthError) as info:
         Harness(router, quantum()).rt.programs()
+    assert router.routes[1].call_count == 1  # a refused login is not repeated
     message = str(info.value)
     assert_no_secret(message)
     assert "POST http://auth.test/api/users/loginWithToken" in message

@@ -116,36 +116,32 @@ class HttpRuntime:
 
     def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """A runtime call; on ibm_quantum a 401 logs in again once (the access token may be
-        stale)."""
+        stale). A failing login itself is not repeated."""
         extra = kwargs.pop("headers", None)
+        url, headers = self._url(path), self._headers(extra)
         try:
-            return self._wire.request(
-                method, self._url(path), headers=self._headers(extra), **kwargs
-            )
+            return self._wire.request(method, url, headers=headers, **kwargs)
         except AuthError as exc:
             if exc.status != 401 or self.account.channel != "ibm_quantum":
                 raise
-            self._connection(renew=True)
-            return self._wire.request(
-                method, self._url(path), headers=self._headers(extra), **kwargs
-            )
+        self._connection(renew=True)
+        return self._wire.request(method, self._url(path), headers=self._headers(extra), **kwargs)
 
     def _once(
         self, method: str, path: str, recover: Callable[[], T | None], **kwargs: Any
     ) -> httpx.Response | T:
-        """A call that must take effect at most once (see ``Wire.request_once``)."""
+        """A call that must take effect at most once (see ``Wire.request_once``); a 401 is
+        answered before anything happens, so it is sent again after a new login."""
         extra = kwargs.pop("headers", None)
+        url, headers = self._url(path), self._headers(extra)
         try:
-            return self._wire.request_once(
-                method, self._url(path), recover, headers=self._headers(extra), **kwargs
-            )
+            return self._wire.request_once(method, url, recover, headers=headers, **kwargs)
         except AuthError as exc:
             if exc.status != 401 or self.account.channel != "ibm_quantum":
                 raise
-            self._connection(renew=True)
-            return self._wire.request_once(
-                method, self._url(path), recover, headers=self._headers(extra), **kwargs
-            )
+        self._connection(renew=True)
+        url, headers = self._url(path), self._headers(extra)
+        return self._wire.request_once(method, url, recover, headers=headers, **kwargs)
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self._call(method, path, **kwargs)

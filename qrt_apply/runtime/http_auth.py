@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
-from qrt_apply.errors import AuthError, ConfigError, RuntimeApiError
+from qrt_apply.errors import AuthError, ConfigError, NotFoundError, RuntimeApiError
 from qrt_apply.runtime.accounts import Account
 from qrt_apply.runtime.http_wire import Wire
 
@@ -85,15 +85,19 @@ def cloud_runtime_url(account: Account) -> str:
 def _login_quantum(wire: Wire, account: Account) -> Connection:
     auth_url = account.resolved_url.rstrip("/")
     version_url = f"{auth_url}/version"
-    version = wire.request("GET", version_url)
+    hint = "; for qrt serve the url is http://HOST:PORT/api"
     try:
-        body = version.json()
+        body = wire.request("GET", version_url).json()
+    except NotFoundError:
+        raise ConfigError(
+            f"{auth_url} is not an IBM Quantum authentication URL (GET /version: 404){hint}"
+        ) from None
     except ValueError:
         body = None
     if not isinstance(body, dict) or "api-auth" not in body:
         raise ConfigError(
             f"{auth_url} is not an IBM Quantum authentication URL "
-            "(GET /version did not answer JSON with 'api-auth')"
+            f"(GET /version did not answer JSON with 'api-auth'){hint}"
         )
     login_url = f"{auth_url}/users/loginWithToken"
     login = _json(wire.request("POST", login_url, json_body={"apiToken": account.token}), login_url)
