@@ -141,3 +141,20 @@ def test_open_runtime_embedded(project: Path) -> None:
         assert runtime.programs() == []
     finally:
         runtime.close()
+
+
+def test_public_surfaces() -> None:
+    import importlib
+
+    for name in (
+        "accounts",
+        "accounts_cli",
+        "http",
+        "http_auth",
+        "http_parse",
+        "http_wire",
+        "select",
+    ):
+        module = importlib.import_module(f"qrt_apply.runtime.{name}")
+        assert module.__doc__ and module.__all__
+        assert all(hasattr(module, attr) for attr in module.__all__), name

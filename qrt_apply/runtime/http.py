@@ -18,6 +18,8 @@ Wire choices worth knowing:
   by that tag before re-sending, and adopts it when it exists, so a retry never makes a second job.
 * Interim results arrive newest first on the wire; :meth:`HttpRuntime.job_interim_results` returns
   them oldest first, like every Runtime.
+* ``job()`` asks for the job with its ``params`` (as the embedded runtime returns them: the JSON
+  the inputs were sent as, ``__type__`` objects left encoded); listings come without them.
 * ``target`` is the account as configured (channel, url, instance) -- known without any network
   call, never the token.
 """
@@ -66,7 +68,12 @@ def _make_client(account: Account, timeout: httpx.Timeout) -> httpx.Client:
 
 
 class HttpRuntime:
-    """A Runtime behind the Qiskit Runtime REST API (see the module docstring)."""
+    """A Runtime behind the Qiskit Runtime REST API (see the module docstring).
+
+    ``client``: the ``httpx.Client`` to send through (tests pass one with a mock transport); it
+    stays the caller's, ``close()`` closes only a client made here. ``retry``, ``sleep`` and
+    ``clock`` shape the retries; ``timeout`` applies to every call but ``POST /jobs``, which gets
+    ``submit_timeout`` seconds to answer."""
 
     def __init__(
         self,
@@ -99,9 +106,10 @@ class HttpRuntime:
         conn = self._conn
         return (self.account.token, *(conn.secrets if conn else ()))
 
-    def _connection(self, *, renew: bool = False) -> Connection:
+    def _connection(self, *, stale: Connection | None = None) -> Connection:
+        """The logged-in connection; ``stale``: log in again unless another thread already has."""
         with self._lock:
-            if self._conn is None or renew:
+            if self._conn is None or (stale is not None and self._conn is stale):
                 self._conn = connect(self._wire, self.account)
             return self._conn
 
@@ -118,13 +126,14 @@ class HttpRuntime:
         """A runtime call; on ibm_quantum a 401 logs in again once (the access token may be
         stale). A failing login itself is not repeated."""
         extra = kwargs.pop("headers", None)
+        conn = self._connection()
         url, headers = self._url(path), self._headers(extra)
         try:
             return self._wire.request(method, url, headers=headers, **kwargs)
         except AuthError as exc:
             if exc.status != 401 or self.account.channel != "ibm_quantum":
                 raise
-        self._connection(renew=True)
+        self._connection(stale=conn)
         return self._wire.request(method, self._url(path), headers=self._headers(extra), **kwargs)
 
     def _once(
@@ -133,13 +142,14 @@ class HttpRuntime:
         """A call that must take effect at most once (see ``Wire.request_once``); a 401 is
         answered before anything happens, so it is sent again after a new login."""
         extra = kwargs.pop("headers", None)
+        conn = self._connection()
         url, headers = self._url(path), self._headers(extra)
         try:
             return self._wire.request_once(method, url, recover, headers=headers, **kwargs)
         except AuthError as exc:
             if exc.status != 401 or self.account.channel != "ibm_quantum":
                 raise
-        self._connection(renew=True)
+        self._connection(stale=conn)
         url, headers = self._url(path), self._headers(extra)
         return self._wire.request_once(method, url, recover, headers=headers, **kwargs)
 
