@@ -485,3 +485,41 @@ def test_max_execution_time_cancels_with_ran_too_long(alice: httpx.Client) -> No
     program = upload(alice, "asks-less", SLEEPER, cost=30)
     job = wait_final(alice, submit(alice, program, {"sleep": 60}, cost=2)["id"], timeout=60)
     assert job["state"]["reason"] == "RAN TOO LONG"
+
+
+JUNK_BODIES = [
+    b"null",
+    b"1",
+    b'"text"',
+    b"{}",
+    b"\xff\xfe\x00",
+    b'{"name": null, "data": 5, "cost": true}',
+    b'{"program_id": 5, "params": "not json"}',
+    b'{"program_id": "sampler", "params": "[1]"}',
+    b'{"program_id": "sampler", "params": {}, "session_id": 7, "start_session": "yes"}',
+    b'{"tags": [1, 2], "accepting_jobs": "no", "apiToken": 5}',
+    b'{"description": 5, "spec": [], "cost": 1.5}',
+]
+
+
+def test_junk_never_gets_a_5xx(server: ServerHandle, alice: httpx.Client) -> None:
+    program = upload(alice, "junk-target")
+    job = submit(alice, program)["id"]
+    routes = [
+        ("POST", "/programs"),
+        ("PATCH", f"/programs/{program}"),
+        ("PUT", f"/programs/{program}/data"),
+        ("POST", "/jobs"),
+        ("PUT", f"/jobs/{job}/tags"),
+        ("PATCH", f"/sessions/{job}"),
+    ]
+    with httpx.Client(trust_env=False) as raw:
+        for body in JUNK_BODIES:
+            for method, path in routes:
+                answer = alice.request(method, path, content=body)
+                assert answer.status_code < 500, (method, path, body, answer.text)
+                if answer.status_code >= 400:
+                    assert set(answer.json()["error"]) == {"message", "code"}
+            login = raw.post(f"{server.api_url}/users/loginWithToken", content=body)
+            assert 400 <= login.status_code < 500, (body, login.text)
+    assert alice.get(f"/programs/{program}").status_code == 200

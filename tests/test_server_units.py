@@ -1,0 +1,137 @@
+"""Unit tests of the HTTP server's pure pieces: public surfaces, error-to-status mapping, source
+decoding, wire shapes, and the server DB (access tokens, idempotency records)."""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import time
+from pathlib import Path
+
+import pytest
+
+from qrt_apply.errors import (
+    AuthError,
+    ConfigError,
+    ConflictError,
+    NotFoundError,
+    RuntimeApiError,
+)
+from qrt_apply.runtime.base import JobInfo, ProgramInfo
+from qrt_apply.server.app import status_for
+from qrt_apply.server.routes_programs import decode_source
+from qrt_apply.server.serverdb import ServerDB
+from qrt_apply.server.wire import job_to_wire, program_to_wire
+
+MODULES = [
+    "app",
+    "auth",
+    "cli",
+    "context",
+    "routes_jobs",
+    "routes_misc",
+    "routes_programs",
+    "serverdb",
+    "wire",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_public_surface_exists_and_module_is_documented(name: str) -> None:
+    module = importlib.import_module(f"qrt_apply.server.{name}")
+    assert module.__doc__ and module.__doc__.strip()
+    assert module.__all__ and all(hasattr(module, item) for item in module.__all__)
+
+
+def test_server_cli_module_imports_nothing_heavy() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, qrt_apply.server.cli; "
+        "print(sorted(m for m in ('uvicorn', 'starlette', 'qiskit', 'numpy') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (AuthError("x"), 401),
+        (NotFoundError("x"), 404),
+        (ConflictError("x"), 409),
+        (RuntimeApiError("x"), 400),
+        (RuntimeApiError("x", status=403), 403),
+        (RuntimeApiError("x", status=413), 413),
+        (RuntimeApiError("x", status=200), 400),  # never a success for an error
+        (ConfigError("x"), 400),
+    ],
+)
+def test_status_for_errors(error: Exception, status: int) -> None:
+    assert status_for(error) == status  # type: ignore[arg-type]
+
+
+def test_decode_source_accepts_base64_with_whitespace_and_refuses_the_rest() -> None:
+    source = "def main(backend, user_messenger, **kw):\n    return 'é'\n"
+    encoded = base64.b64encode(source.encode()).decode()
+    assert decode_source(encoded) == source
+    assert decode_source("\n".join([encoded[:10], encoded[10:]]) + "\n") == source
+    for bad in (
+        "not base64!",
+        base64.b64encode(b"\xff\xfe").decode(),
+        base64.b64encode(b"  ").decode(),
+    ):
+        with pytest.raises(RuntimeApiError) as caught:
+            decode_source(bad)
+        assert caught.value.status == 400
+
+
+def test_wire_shapes() -> None:
+    program = ProgramInfo(id="p-1", name="p", max_execution_time=30, data="src", is_public=True)
+    assert "data" not in program_to_wire(program)
+    assert program_to_wire(program, with_data=True)["data"] == "src"
+    assert program_to_wire(program)["cost"] == 30
+    job = JobInfo(
+        id="j", program_id="p-1", status="CANCELLED", reason="RAN TOO LONG", params={"a": 1}
+    )
+    wire = job_to_wire(job)
+    assert wire["state"] == {"status": "CANCELLED", "reason": "RAN TOO LONG"}
+    assert wire["program"] == {"id": "p-1"} and "params" not in wire
+    assert (wire["hub"], wire["group"], wire["project"]) == ("ibm-q", "open", "main")
+    assert job_to_wire(job, include_params=True)["params"] == {"a": 1}
+
+
+def test_server_db_access_tokens_expire_and_revoke(tmp_path: Path) -> None:
+    db = ServerDB(tmp_path / "server.db")
+    try:
+        token, _ = db.issue_access_token("u1", ttl=3600)
+        short, _ = db.issue_access_token("u1", ttl=0)
+        other, _ = db.issue_access_token("u2")
+        assert db.user_for_access_token(token) == "u1"
+        time.sleep(0.01)
+        assert db.user_for_access_token(short) is None
+        assert db.user_for_access_token("nope") is None
+        assert db.revoke_access_tokens("u1") >= 1
+        assert db.user_for_access_token(token) is None
+        assert db.user_for_access_token(other) == "u2"
+    finally:
+        db.close()
+    reopened = ServerDB(tmp_path / "server.db")  # survives reopening (a restart)
+    try:
+        assert reopened.user_for_access_token(other) == "u2"
+    finally:
+        reopened.close()
+
+
+def test_server_db_idempotency_records(tmp_path: Path) -> None:
+    db = ServerDB(tmp_path / "server.db")
+    try:
+        assert db.idempotent_get("u1", "k") is None
+        db.idempotent_put("u1", "k", "hash-1", {"id": "j1", "backend": "aer_simulator"})
+        record = db.idempotent_get("u1", "k")
+        assert record is not None and record.response["id"] == "j1"
+        assert record.request_hash == "hash-1"
+        assert db.idempotent_get("u2", "k") is None  # keys are per owner
+    finally:
+        db.close()
