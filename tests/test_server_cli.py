@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from support.serve import run_qrt, running_server
 
 PROGRAM = """
