@@ -15,14 +15,14 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-import numpy as np  # noqa: TID253 - tests need qiskit/numpy at hand
+import numpy as np
 import pytest
-import scipy.sparse  # noqa: TID253 - tests need qiskit/numpy at hand
-from qiskit import QuantumCircuit  # noqa: TID253 - tests need qiskit/numpy at hand
-from qiskit.circuit import Parameter, ParameterVector  # noqa: TID253 - tests need qiskit/numpy at hand
-from qiskit.circuit.library import RXGate  # noqa: TID253 - tests need qiskit/numpy at hand
-from qiskit.quantum_info import Operator, Pauli, PauliList, SparsePauliOp, Statevector  # noqa: TID253 - tests need qiskit/numpy at hand
-from qiskit.result import Result  # noqa: TID253 - tests need qiskit/numpy at hand
+import scipy.sparse
+from qiskit import QuantumCircuit
+from qiskit.circuit import Parameter, ParameterVector
+from qiskit.circuit.library import RXGate
+from qiskit.quantum_info import Operator, Pauli, PauliList, SparsePauliOp, Statevector
+from qiskit.result import Result
 
 from qrt_apply.errors import RuntimeApiError
 from qrt_apply.runtime import encoding
@@ -335,7 +335,7 @@ def test_old_client_decodes_what_we_send(tmp_path: Path) -> None:
     path.write_text(dumps(values))
     script = """
 import json, sys
-from qiskit_ibm_runtime.utils import RuntimeDecoder  # noqa: TID253 - tests need qiskit/numpy at hand
+from qiskit_ibm_runtime.utils import RuntimeDecoder
 d = json.loads(open(sys.argv[1]).read(), cls=RuntimeDecoder)
 e = d["expr"]
 print(json.dumps({

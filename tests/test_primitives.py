@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import numpy as np  # noqa: TID253 - tests need numpy at hand
+import numpy as np
 import pytest
 
 from qrt_apply.errors import RuntimeApiError
