@@ -226,3 +226,21 @@ def test_description_edit_does_not_touch_job_digests(tmp_path: Path) -> None:
     after = load(root)
     assert before.programs["echo"].metadata_digest != after.programs["echo"].metadata_digest
     assert [j.digest for j in before.jobs()] == [j.digest for j in after.jobs()]
+
+
+def test_circuit_text_needs_an_openqasm_header(tmp_path: Path) -> None:
+    small_project(tmp_path)
+    _expect_error(
+        tmp_path,
+        """
+        apiVersion: qrt/v1
+        kind: JobBatch
+        name: headless
+        program: sampler
+        jobs:
+          - name: a
+            inputs: {pubs: [{circuit: "include \\"qelib1.inc\\"; qreg q[1];"}]}
+        """,
+        6,
+        "a circuit is OpenQASM text",
+    )

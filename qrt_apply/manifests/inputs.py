@@ -44,8 +44,10 @@ def check_program_inputs(
 
 def _check_circuit(circuit: Any, where: str, manifest: str, line: int) -> None:
     if isinstance(circuit, str):
-        head = circuit.lstrip()
-        if not head.startswith(("OPENQASM", "//", "include")):
+        # The runtime reads OpenQASM only with its version header; comments may come before it.
+        lines = [ln.strip() for ln in circuit.splitlines()]
+        head = next((ln for ln in lines if ln and not ln.startswith("//")), "")
+        if not head.startswith("OPENQASM"):
             raise ManifestError(
                 f"{where}: a circuit is OpenQASM text, {{$file: PATH}} or {{library: NAME, ...}}",
                 manifest,
