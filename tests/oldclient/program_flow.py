@@ -13,9 +13,8 @@ import json
 import sys
 import time
 
-# a script for the old client's own interpreter: heavy imports at the top are fine
-import numpy as np  # noqa: TID253
-from qiskit import QuantumCircuit  # noqa: TID253
+import numpy as np
+from qiskit import QuantumCircuit
 from qiskit_ibm_runtime import QiskitRuntimeService
 from qiskit_ibm_runtime.exceptions import (
     RuntimeDuplicateProgramError,

@@ -12,10 +12,9 @@ import json
 import sys
 import time
 
-# a script for the old client's own interpreter: heavy imports at the top are fine
-from qiskit import QuantumCircuit  # noqa: TID253
-from qiskit.circuit.library import RealAmplitudes  # noqa: TID253
-from qiskit.quantum_info import SparsePauliOp  # noqa: TID253
+from qiskit import QuantumCircuit
+from qiskit.circuit.library import RealAmplitudes
+from qiskit.quantum_info import SparsePauliOp
 from qiskit_ibm_runtime import Estimator, Options, QiskitRuntimeService, Sampler, Session
 
 
