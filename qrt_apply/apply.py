@@ -25,7 +25,7 @@ from qrt_apply.model import DesiredState, JobSpec, ProgramSpec
 from qrt_apply.plan.diff import job_digest_parts
 from qrt_apply.plan.model import Action, Plan
 from qrt_apply.render.console import Console
-from qrt_apply.runtime.base import FINAL_STATUSES, JobInfo, Runtime
+from qrt_apply.runtime.base import FINAL_STATUSES, SUBMIT_TAG_PREFIX, JobInfo, Runtime
 
 __all__ = ["ApplyReport", "Applier"]
 
@@ -252,7 +252,7 @@ class Applier:
                 self.console.step(action.address, f"adopted {adopt}")
             return None
         previous = self.lock.job(action.address) or {}
-        tag = f"qrt-submission-{secrets.token_hex(8)}"
+        tag = f"{SUBMIT_TAG_PREFIX}{secrets.token_hex(16)}"
         record: dict[str, Any] = {
             "batch": job.batch,
             "program": job.program.describe(),

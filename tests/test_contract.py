@@ -123,24 +123,11 @@ def test_is_a_runtime(runtime: Runtime) -> None:
     assert "token" not in json.dumps(runtime.target.to_json()).lower()
 
 
-def _noise_on_the_wire(server: ServerHandle) -> bool:
-    """Whether qrt serve's backend configuration says which backends are noisy (a ``noisy`` key:
-    IBM's configuration JSON has no such field)."""
-    with server.client() as http:
-        return "noisy" in http.get("/backends/fake_noisy_5q/configuration").json()
-
-
-def test_backends(runtime: Runtime, request: pytest.FixtureRequest) -> None:
+def test_backends(runtime: Runtime) -> None:
     backends = {b.name: b for b in runtime.backends()}
     assert backends["aer_simulator"].num_qubits > 2
     assert backends["aer_simulator"].simulator and backends["aer_simulator"].operational
     assert backends["fake_noisy_5q"].num_qubits == 5
-    if isinstance(runtime, HttpRuntime) and not _noise_on_the_wire(
-        request.getfixturevalue("server")
-    ):
-        pytest.xfail(
-            "qrt serve's /configuration has no 'noisy' key yet (asked of server/backends.py)"
-        )
     assert backends["fake_noisy_5q"].noisy and not backends["aer_simulator"].noisy
 
 
@@ -151,10 +138,6 @@ def test_backends_agree(
         return [(b.name, b.num_qubits, b.simulator, b.operational) for b in runtime.backends()]
 
     assert without_noise(embedded_runtime) == without_noise(http_runtime)
-    if not _noise_on_the_wire(server):
-        pytest.xfail(
-            "qrt serve's /configuration has no 'noisy' key yet (asked of server/backends.py)"
-        )
     assert embedded_runtime.backends() == http_runtime.backends()
 
 

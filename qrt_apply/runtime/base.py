@@ -25,12 +25,17 @@ from typing import Any, Protocol, runtime_checkable
 __all__ = [
     "FINAL_STATUSES",
     "JOB_STATUSES",
+    "SUBMIT_TAG_PREFIX",
     "BackendInfo",
     "JobInfo",
     "ProgramInfo",
     "Runtime",
     "Target",
 ]
+
+# Tag prefix of a job's idempotency tag: journaled by apply before submitting, carried by the job,
+# and (over HTTP) sent as its Idempotency-Key, so an interrupted submission is found, not repeated.
+SUBMIT_TAG_PREFIX = "qrt-submit:"
 
 JOB_STATUSES = ("QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED")
 FINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELLED"})

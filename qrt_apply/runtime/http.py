@@ -39,14 +39,13 @@ import httpx
 from qrt_apply import __version__
 from qrt_apply.errors import AuthError, RuntimeApiError
 from qrt_apply.runtime.accounts import Account
-from qrt_apply.runtime.base import BackendInfo, JobInfo, ProgramInfo, Target
+from qrt_apply.runtime.base import SUBMIT_TAG_PREFIX, BackendInfo, JobInfo, ProgramInfo, Target
 from qrt_apply.runtime.http_auth import Connection, connect
 from qrt_apply.runtime.http_parse import parse_backend, parse_interim, parse_job, parse_program
 from qrt_apply.runtime.http_wire import RetryPolicy, Wire
 
 __all__ = ["SUBMIT_TAG_PREFIX", "HttpRuntime", "new_submit_tag"]
 
-SUBMIT_TAG_PREFIX = "qrt-submit:"
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 _PAGE = 20
 T = TypeVar("T")

@@ -121,6 +121,8 @@ def configuration(name: str) -> dict[str, Any]:
         "supported_instructions": list(dev.basis_gates),
         "credits_required": False,
         "processor_type": {"family": "simulator", "revision": 1},
+        # Not in IBM's format (clients ignore unknown keys): lets qrt's HTTP client tell noisy devices.
+        "noisy": dev.noisy,
     }
 
 
