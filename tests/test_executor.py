@@ -211,3 +211,14 @@ def test_logs_are_bounded_keeping_head_and_tail(store: Store) -> None:
     assert logs.startswith("line 000000\n") and logs.endswith("the end\n")
     assert "bytes of output skipped" in logs
     service.close()
+
+
+def test_executor_failure_fails_the_job_and_keeps_the_worker(store: Store) -> None:
+    executor = LocalExecutor(store, workers=1, python="/nonexistent/python")
+    service = RuntimeService(store, executor)
+    pid = upload(service, "hello")
+    first, second = service.run(OWNER, pid, "{}"), service.run(OWNER, pid, "{}")
+    for job in (first, second):  # the second shows the worker survived the first
+        assert wait_final(service, job.id).status == "FAILED"
+        assert "FileNotFoundError" in service.job_result(OWNER, job.id)
+    service.close()

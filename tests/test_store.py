@@ -10,15 +10,10 @@ from pathlib import Path
 import pytest
 
 from qrt_apply.errors import ConflictError, NotFoundError
+from qrt_apply.server import records
 from qrt_apply.server import store as store_module
-from qrt_apply.server.store import (
-    SCHEMA_VERSION,
-    JobQuery,
-    JobRecord,
-    ProgramRecord,
-    Store,
-    utc_now,
-)
+from qrt_apply.server.records import JobQuery, JobRecord, ProgramRecord, utc_now
+from qrt_apply.server.store import SCHEMA_VERSION, Store
 
 
 @pytest.fixture
@@ -65,7 +60,8 @@ def _job(job_id: str, owner: str = "u1", **overrides: object) -> JobRecord:
 
 
 def test_public_names_exist() -> None:
-    assert all(hasattr(store_module, name) for name in store_module.__all__)
+    for module in (store_module, records):
+        assert all(hasattr(module, name) for name in module.__all__)
 
 
 def test_tokens_are_stored_hashed_and_revocable(store: Store, db_path: Path) -> None:

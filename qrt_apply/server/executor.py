@@ -18,6 +18,7 @@ that the next process that looks at them runs them again.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import logging
 import os
@@ -35,7 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
 
-from qrt_apply.server.store import JobRecord, Store
+from qrt_apply.server.records import JobRecord
+from qrt_apply.server.store import Store
 
 __all__ = [
     "LOG_LIMIT",
@@ -49,6 +51,7 @@ __all__ = [
 LOG_LIMIT = 1 << 20  # bytes of output kept as a job's logs (head and tail)
 _LOG_HEAD = 64 << 10  # at most this much of the head is kept when the log is cut
 _LOG_KILL = 64 << 20  # a job that writes more output than this is stopped
+_RESULT_LIMIT = 64 << 20  # a larger result is refused (it would live in one SQLite row)
 _STATUS_EVERY = 0.25  # seconds between checks of the job's row (cancel from another process)
 _LOGS_EVERY = 1.0  # seconds between live log updates
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
@@ -273,7 +276,12 @@ class LocalExecutor:
                     self._execute(job_id)
             except Exception:
                 _log.exception("executor failure on job %s", job_id)
-                self.store.finish_job(job_id, self.runner, "FAILED", result=traceback.format_exc())
+                # If even this fails the job keeps this (live) runner but is no longer held,
+                # which makes it recoverable by the next job() that looks at it.
+                with contextlib.suppress(Exception):
+                    self.store.finish_job(
+                        job_id, self.runner, "FAILED", result=traceback.format_exc()
+                    )
             finally:
                 with self._lock:
                     self._held.discard(job_id)
@@ -340,47 +348,56 @@ class LocalExecutor:
         interim = _Interim(jobdir / "interim.jsonl")
         with log_path.open("wb") as log:
             proc = self._spawn(jobdir, log)
-        deadline = time.monotonic() + job.cost
-        next_status = next_logs = time.monotonic()
-        logged_size = 0
-        outcome: _Outcome | None = None
-        while proc.poll() is None:
-            self.store.add_interim_results(job.id, interim.read())
-            now = time.monotonic()
-            with self._lock:
-                cancelled = job.id in self._cancelled
-            if now >= deadline:
-                outcome = _Outcome("CANCELLED", reason="RAN TOO LONG")
-            elif cancelled:
-                outcome = _Outcome("CANCELLED")
-            elif self._handover.is_set():
-                outcome = _Outcome("HANDOVER")
-            elif now >= next_status:
-                next_status = now + _STATUS_EVERY
-                if self.store.job_status(job.id) != "RUNNING":
-                    outcome = _Outcome("CANCELLED")  # cancelled or deleted by someone else
-            if outcome is None and now >= next_logs:
-                next_logs = now + _LOGS_EVERY
-                size = log_path.stat().st_size
-                if size > _LOG_KILL:
-                    outcome = _Outcome("FAILED", result=f"job output exceeded {_LOG_KILL} bytes")
-                elif size != logged_size:
-                    logged_size = size
-                    self.store.set_logs(job.id, _read_log(log_path, self.log_limit))
-            if outcome is not None:
-                break
-            time.sleep(self.poll_interval)
-        _kill_group(proc)  # also reaps whatever the program left running in its group
+        try:
+            outcome = self._watch(job, proc, log_path, interim)
+        finally:
+            _kill_group(proc)  # also whatever the program left running in its group
         self.store.add_interim_results(job.id, interim.read())
         logs = _read_log(log_path, self.log_limit)
         if outcome is None:
             outcome = self._child_outcome(jobdir, proc.returncode, logs)
         return outcome, logs
 
+    def _watch(
+        self, job: JobRecord, proc: subprocess.Popen[bytes], log_path: Path, interim: _Interim
+    ) -> _Outcome | None:
+        """Follow the child until it exits (None) or must be stopped (the reason)."""
+        deadline = time.monotonic() + job.cost
+        next_status = next_logs = time.monotonic()
+        logged_size = 0
+        while proc.poll() is None:
+            self.store.add_interim_results(job.id, interim.read())
+            now = time.monotonic()
+            with self._lock:
+                cancelled = job.id in self._cancelled
+            if now >= deadline:
+                return _Outcome("CANCELLED", reason="RAN TOO LONG")
+            if cancelled:
+                return _Outcome("CANCELLED")
+            if self._handover.is_set():
+                return _Outcome("HANDOVER")
+            if now >= next_status:
+                next_status = now + _STATUS_EVERY
+                if self.store.job_status(job.id) != "RUNNING":
+                    return _Outcome("CANCELLED")  # cancelled or deleted by someone else
+            if now >= next_logs:
+                next_logs = now + _LOGS_EVERY
+                size = log_path.stat().st_size
+                if size > _LOG_KILL:
+                    return _Outcome("FAILED", result=f"job output exceeded {_LOG_KILL} bytes")
+                if size != logged_size:
+                    logged_size = size
+                    self.store.set_logs(job.id, _read_log(log_path, self.log_limit))
+            time.sleep(self.poll_interval)
+        return None
+
     @staticmethod
     def _child_outcome(jobdir: Path, returncode: int, logs: str) -> _Outcome:
+        path = jobdir / "result.json"
         try:
-            data = json.loads((jobdir / "result.json").read_text(encoding="utf-8"))
+            if path.stat().st_size > _RESULT_LIMIT:
+                return _Outcome("FAILED", result=f"the job's result exceeds {_RESULT_LIMIT} bytes")
+            data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             tail = logs[-4000:]
             return _Outcome(

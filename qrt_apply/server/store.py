@@ -17,24 +17,21 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from qrt_apply.errors import ConflictError, NotFoundError
+from qrt_apply.server.records import (
+    JobQuery,
+    JobRecord,
+    ProgramRecord,
+    SessionRecord,
+    UserRecord,
+    utc_now,
+)
 
-__all__ = [
-    "SCHEMA_VERSION",
-    "JobQuery",
-    "JobRecord",
-    "ProgramRecord",
-    "SessionRecord",
-    "Store",
-    "UserRecord",
-    "format_time",
-    "utc_now",
-]
+__all__ = ["SCHEMA_VERSION", "Store"]
 
 SCHEMA_VERSION = 1
 
@@ -66,124 +63,26 @@ _JOB_COLUMNS = (
 )
 
 
-def format_time(moment: datetime) -> str:
-    """ISO 8601 UTC with microseconds and ``Z``: sorts as text, parses with ``fromisoformat``."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def utc_now() -> str:
-    return format_time(datetime.now(UTC))
-
-
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-@dataclass(frozen=True)
-class UserRecord:
-    id: str
-    name: str
-    created: str
-    tokens: int
-
-
-@dataclass(frozen=True)
-class ProgramRecord:
-    id: str
-    owner: str
-    name: str
-    source: str
-    description: str
-    max_execution_time: int
-    spec: dict[str, Any]
-    is_public: bool
-    created: str
-    updated: str
-
-
-@dataclass(frozen=True)
-class SessionRecord:
-    id: str
-    owner: str
-    created: str
-    closed: str | None
-    max_time: int | None
-
-
-@dataclass(frozen=True)
-class JobRecord:
-    id: str
-    owner: str
-    program_id: str
-    backend: str
-    status: str
-    created: str
-    cost: int
-    reason: str | None = None
-    started: str | None = None
-    ended: str | None = None
-    session_id: str | None = None
-    tags: tuple[str, ...] = ()
-    log_level: str | None = None
-    runner: str | None = None
-    runner_start: str | None = None
-    metrics: dict[str, Any] | None = None
-    params: str | None = (
-        None  # RuntimeEncoder JSON as received; only from get_job(with_params=True)
-    )
-
-
-@dataclass(frozen=True)
-class JobQuery:
-    """Filters of a job listing; ``tags`` must ALL be on a job for it to match."""
-
-    limit: int | None = None
-    offset: int = 0
-    backend: str | None = None
-    pending: bool | None = None
-    program_id: str | None = None
-    tags: Sequence[str] = ()
-    session_id: str | None = None
-    created_after: str | None = None
-    created_before: str | None = None
-    descending: bool = True
-
-
 def _program(row: sqlite3.Row) -> ProgramRecord:
-    return ProgramRecord(
-        id=row["id"],
-        owner=row["owner"],
-        name=row["name"],
-        source=row["source"],
-        description=row["description"],
-        max_execution_time=row["max_execution_time"],
-        spec=json.loads(row["spec"]),
-        is_public=bool(row["is_public"]),
-        created=row["created"],
-        updated=row["updated"],
-    )
+    values = dict(zip(row.keys(), row, strict=True))
+    values.update(spec=json.loads(row["spec"]), is_public=bool(row["is_public"]))
+    return ProgramRecord(**values)
 
 
 def _job(row: sqlite3.Row) -> JobRecord:
-    keys = row.keys()
-    return JobRecord(
-        id=row["id"],
-        owner=row["owner"],
-        program_id=row["program_id"],
-        backend=row["backend"],
-        status=row["status"],
-        reason=row["reason"],
-        created=row["created"],
-        started=row["started"],
-        ended=row["ended"],
-        session_id=row["session_id"],
-        tags=tuple(json.loads(row["tags"])),
-        cost=row["cost"],
-        log_level=row["log_level"],
-        runner=row["runner"],
-        runner_start=row["runner_start"],
-        metrics=json.loads(row["metrics"]),
-        params=row["params"] if "params" in keys else None,
+    values = dict(zip(row.keys(), row, strict=True))
+    values.update(tags=tuple(json.loads(row["tags"])), metrics=json.loads(row["metrics"]))
+    return JobRecord(**values)
+
+
+def _insert(db: sqlite3.Connection, table: str, values: dict[str, Any]) -> None:
+    marks = ", ".join("?" * len(values))
+    db.execute(
+        f"INSERT INTO {table} ({', '.join(values)}) VALUES ({marks})", tuple(values.values())
     )
 
 
@@ -284,21 +183,9 @@ class Store:
     def insert_program(self, program: ProgramRecord) -> None:
         try:
             with self._tx() as db:
-                db.execute(
-                    "INSERT INTO programs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        program.id,
-                        program.owner,
-                        program.name,
-                        program.source,
-                        program.description,
-                        program.max_execution_time,
-                        json.dumps(program.spec),
-                        int(program.is_public),
-                        program.created,
-                        program.updated,
-                    ),
-                )
+                values = asdict(program)
+                values.update(spec=json.dumps(program.spec), is_public=int(program.is_public))
+                _insert(db, "programs", values)
         except sqlite3.IntegrityError as exc:
             raise ConflictError(f"a program named {program.name!r} already exists") from exc
 
@@ -370,37 +257,16 @@ class Store:
     ) -> None:
         """Persist a new job; with ``new_session`` also its session (id ``job.session_id``)."""
         with self._tx() as db:
-            if new_session:
+            # A session id the runtime has not seen (made by another client) is adopted too.
+            if new_session or (job.session_id and self.session(job.session_id) is None):
                 db.execute(
                     "INSERT INTO sessions VALUES (?, ?, ?, NULL, ?)",
                     (job.session_id, job.owner, job.created, session_time),
                 )
-            elif job.session_id is not None and self.session(job.session_id) is None:
-                # A session id the runtime has not seen (e.g. made by another client): adopt it.
-                db.execute(
-                    "INSERT INTO sessions VALUES (?, ?, ?, NULL, NULL)",
-                    (job.session_id, job.owner, job.created),
-                )
-            db.execute(
-                "INSERT INTO jobs (id, owner, program_id, backend, params, status, created, "
-                "session_id, tags, cost, log_level, runner, runner_start) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    job.id,
-                    job.owner,
-                    job.program_id,
-                    job.backend,
-                    params,
-                    job.status,
-                    job.created,
-                    job.session_id,
-                    json.dumps(list(job.tags)),
-                    job.cost,
-                    job.log_level,
-                    job.runner,
-                    job.runner_start,
-                ),
-            )
+            values = asdict(job)
+            values.update(params=params, tags=json.dumps(list(job.tags)))
+            values.update(metrics=json.dumps(job.metrics or {}))
+            _insert(db, "jobs", values)
 
     def get_job(self, job_id: str, *, with_params: bool = False) -> JobRecord | None:
         columns = _JOB_COLUMNS + (", params" if with_params else "")
