@@ -1,8 +1,7 @@
 """The local runtime's service layer: the program and job API of one user, over a store and an executor.
 
-Shared by the embedded runtime (``runtime/embedded.py``) and the HTTP app (``server/app.py``); the
-contract is ``/work/notes/service-api.md``. Every method takes the calling user's id first and
-applies the visibility rules: a user sees their own programs and jobs plus public programs; anything
+Shared by the embedded runtime (``runtime/embedded.py``) and the HTTP app (``server/app.py``). Every
+method takes the calling user's id first and applies the visibility rules: a user sees their own programs and jobs plus public programs; anything
 else is ``NotFoundError``. Only the owner may change or delete a program (403 otherwise) or see its
 source. Built-in programs (``sampler``, ``estimator``) can be run and read, never listed or changed.
 """
