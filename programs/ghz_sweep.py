@@ -25,8 +25,6 @@ def main(backend, user_messenger, iterations, shots=1024):
         counts = backend.run(circuit, shots=shots, seed_simulator=11).result().get_counts()
         good = counts.get("0" * num_qubits, 0) + counts.get("1" * num_qubits, 0)
         fidelities[str(num_qubits)] = good / shots
-        user_messenger.publish(
-            {"iteration": iteration, "num_qubits": num_qubits, "counts": counts}
-        )
+        user_messenger.publish({"iteration": iteration, "num_qubits": num_qubits, "counts": counts})
         print(f"GHZ({num_qubits}): {good}/{shots} in the ideal outcomes")
     return {"fidelities": fidelities, "shots": shots}
