@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -95,3 +98,21 @@ def small_project(root: Path) -> Path:
         """,
     )
     return root
+
+
+def qrt(
+    root: Path, *args: str, stdin: str | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI in a child process on project ``root``, isolated from the user's accounts."""
+    env = {**os.environ, "HOME": str(root / "home")}
+    for key in ("QISKIT_IBM_TOKEN", "QISKIT_IBM_URL", "QISKIT_IBM_CHANNEL", "QISKIT_IBM_INSTANCE"):
+        env.pop(key, None)
+    return subprocess.run(
+        [sys.executable, "-m", "qrt_apply", "-C", str(root), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        input=stdin,
+        check=False,
+    )

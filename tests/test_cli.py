@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from qrt_apply.cli import AppContext, cli
 
 from fakes import FakeRuntime
-from projects import small_project, write
+from projects import qrt, small_project, write
 
 SLOW = """\
 import time
@@ -33,20 +33,6 @@ def main(backend, user_messenger, n, seconds=0.0, fail=False):
 def run_cli(root: Path, *args: str, runtime=None):
     obj = AppContext(project_dir=root, _runtime=runtime)
     return CliRunner().invoke(cli, ["-C", str(root), *args], obj=obj)
-
-
-def qrt(root: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HOME": str(root / "home")}
-    for key in ("QISKIT_IBM_TOKEN", "QISKIT_IBM_URL", "QISKIT_IBM_CHANNEL", "QISKIT_IBM_INSTANCE"):
-        env.pop(key, None)
-    return subprocess.run(
-        [sys.executable, "-m", "qrt_apply", "-C", str(root), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        check=False,
-    )
 
 
 def lock(root: Path) -> dict:

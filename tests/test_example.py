@@ -5,30 +5,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from projects import copy_example
+from projects import copy_example, qrt
 
 pytestmark = pytest.mark.slow
-
-
-def qrt(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HOME": str(root / "home")}
-    for key in ("QISKIT_IBM_TOKEN", "QISKIT_IBM_URL", "QISKIT_IBM_CHANNEL", "QISKIT_IBM_INSTANCE"):
-        env.pop(key, None)
-    return subprocess.run(
-        [sys.executable, "-m", "qrt_apply", "-C", str(root), *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-        check=False,
-    )
 
 
 def exact_energy() -> float:

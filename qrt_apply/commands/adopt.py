@@ -14,8 +14,7 @@ from qrt_apply.apply import Applier
 from qrt_apply.errors import ConfigError, NotFoundError
 from qrt_apply.lockfile import ApplyLock, Lockfile
 from qrt_apply.manifests import load_desired_state
-from qrt_apply.model import content_digest, metadata_digest
-from qrt_apply.plan.diff import job_digest_parts
+from qrt_apply.plan.diff import job_digest_parts, observed_fields
 from qrt_apply.render.console import TerminalConsole
 
 __all__ = ["COMMANDS"]
@@ -47,22 +46,9 @@ def import_(app: Any, address: str, object_id: str) -> int:
             if info.data is None:
                 raise ConfigError(f"program {object_id} is not yours: its source cannot be read")
             spec = desired.programs[name]
-            lock.set_program(
-                address,
-                {
-                    "id": info.id,
-                    "name": info.name,
-                    "source": spec.source_path,
-                    "content_digest": content_digest(info.data),
-                    "metadata_digest": metadata_digest(
-                        info.description, info.max_execution_time, dict(info.spec or {})
-                    ),
-                    "description": info.description,
-                    "max_execution_time": info.max_execution_time,
-                    "spec": dict(info.spec or {}),
-                    "visibility": "public" if info.is_public else "private",
-                },
-            )
+            record = {"id": info.id, "name": info.name, "source": spec.source_path}
+            record.update(observed_fields(info, {}))
+            lock.set_program(address, record)
         elif address.startswith("job."):
             jobs = {job.address: job for job in desired.jobs()}
             if address not in jobs:

@@ -16,11 +16,11 @@ from qrt_apply.plan.model import Action, Change, Plan
 from qrt_apply.plan.refresh import Observed
 from qrt_apply.runtime.base import ProgramInfo
 
-__all__ = ["make_plan", "select_addresses"]
+__all__ = ["job_digest_parts", "make_plan", "observed_fields", "select_addresses"]
 
 
-def _observed_fields(info: ProgramInfo, recorded: Mapping[str, Any]) -> dict[str, Any]:
-    """What the runtime holds for a program, in the lockfile's terms."""
+def observed_fields(info: ProgramInfo, recorded: Mapping[str, Any]) -> dict[str, Any]:
+    """What the runtime holds for a program, in the lockfile's terms (the source only if readable)."""
     return {
         "content_digest": content_digest(info.data)
         if info.data is not None
@@ -71,7 +71,7 @@ def _program_actions(
             return [
                 Action("create", address, f"{recorded['id']} was deleted outside qrt", drift=True)
             ], True
-        seen = _observed_fields(info, recorded)
+        seen = observed_fields(info, recorded)
         drift = any(
             seen[key] != recorded.get(key)
             for key in ("content_digest", "metadata_digest", "visibility")
