@@ -295,7 +295,7 @@ class Applier:
         while remaining:
             for address, job_id in list(remaining.items()):
                 try:
-                    info = self.runtime.job(job_id)
+                    info = self.runtime.job(job_id, include_params=False)
                 except NotFoundError:
                     self.lock.update_job(
                         address, status="CANCELLED", reason="GONE FROM THE RUNTIME"

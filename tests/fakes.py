@@ -125,7 +125,7 @@ class FakeRuntime:
             raise KeyboardInterrupt  # the process "dies" after the runtime accepted the job
         return info
 
-    def job(self, job_id: str) -> JobInfo:
+    def job(self, job_id: str, *, include_params: bool = True) -> JobInfo:
         if job_id not in self.jobs_by_id:
             raise NotFoundError(f"job {job_id} not found", 404)
         info = self.jobs_by_id[job_id]

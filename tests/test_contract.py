@@ -230,6 +230,8 @@ def test_uploaded_program_result_interim_and_logs(runtime: Runtime) -> None:
     assert interim == [{"iteration": 0}, {"iteration": 1}, {"iteration": 2}]  # oldest first
     assert "hello log line" in runtime.job_logs(job.id)
     assert runtime.job(job.id).params == {"name": "qrt"}
+    light = runtime.job(job.id, include_params=False)
+    assert light.params is None and light.status == "COMPLETED"
 
 
 def test_failed_program(runtime: Runtime) -> None:

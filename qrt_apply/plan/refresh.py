@@ -34,7 +34,7 @@ def _program(runtime: Runtime, program_id: str) -> ProgramInfo | None:
 
 def _job(runtime: Runtime, job_id: str) -> JobInfo | None:
     try:
-        return runtime.job(job_id)
+        return runtime.job(job_id, include_params=False)
     except NotFoundError:
         return None
 

@@ -140,7 +140,9 @@ class Runtime(Protocol):
         start_session: bool = False,
     ) -> JobInfo: ...
 
-    def job(self, job_id: str) -> JobInfo: ...
+    def job(self, job_id: str, *, include_params: bool = True) -> JobInfo:
+        """One job; ``include_params=False`` leaves its inputs out (cheap status polls)."""
+        ...
 
     def jobs(
         self,

@@ -137,8 +137,8 @@ class EmbeddedRuntime:
             log_level=log_level,
         )
 
-    def job(self, job_id: str) -> JobInfo:
-        return self.service.job(self._owner, job_id)
+    def job(self, job_id: str, *, include_params: bool = True) -> JobInfo:
+        return self.service.job(self._owner, job_id, include_params=include_params)
 
     def jobs(
         self,

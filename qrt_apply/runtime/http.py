@@ -329,9 +329,11 @@ class HttpRuntime:
         found = self.jobs(limit=1, tags=[tag])
         return found[0] if found else None
 
-    def job(self, job_id: str) -> JobInfo:
-        # With params, like the embedded runtime; they stay in their encoded JSON form.
-        return parse_job(self._json("GET", f"/jobs/{job_id}"))
+    def job(self, job_id: str, *, include_params: bool = True) -> JobInfo:
+        # With params by default, like the embedded runtime; they stay in their encoded JSON form.
+        if include_params:
+            return parse_job(self._json("GET", f"/jobs/{job_id}"))
+        return parse_job(self._json("GET", f"/jobs/{job_id}", params={"exclude_params": "true"}))
 
     def jobs(
         self,
