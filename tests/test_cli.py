@@ -208,4 +208,4 @@ def test_import_adopts_an_existing_program(tmp_path: Path) -> None:
     program_actions = [a for a in plan["actions"] if a["address"] == "program.echo"]
     assert [a["action"] for a in program_actions] == ["update"]
     assert program_actions[0]["details"]["touches"] == ["metadata"]
-    assert {c["field"] for c in program_actions[0]["changes"]} == {"description", "spec"}
+    assert {c["field"] for c in program_actions[0]["changes"]} == {"description", "spec.parameters"}

@@ -253,3 +253,22 @@ def test_targets_and_replace(tmp_path: Path) -> None:
     converge(root, runtime)
     plan, _ = converge(root, runtime, replace=["job.bell/plain"])
     assert kinds(plan) == {"job.bell/plain": "rerun"}
+
+
+def test_spec_changes_are_shown_per_path(tmp_path: Path) -> None:
+    root = small_project(tmp_path)
+    runtime = FakeRuntime()
+    converge(root, runtime)
+    text = (root / "manifests/all.yaml").read_text()
+    text = text.replace(
+        "iterations: {type: integer, minimum: 1}", "iterations: {type: integer, minimum: 0}"
+    )
+    text = text.replace("label: {type: string}", "label: {type: string, maxLength: 9}")
+    (root / "manifests/all.yaml").write_text(text)
+    _, _, plan = plan_for(root, runtime)
+    (action,) = [a for a in plan.actions if a.address == "program.echo"]
+    assert action.kind == "update" and action.detail("touches") == ("metadata",)
+    assert [(c.field, c.old, c.new) for c in action.changes] == [
+        ("spec.parameters.properties.iterations.minimum", 1, 0),
+        ("spec.parameters.properties.label.maxLength", None, 9),
+    ]

@@ -16,7 +16,13 @@ from qrt_apply.plan.model import Action, Change, Plan
 from qrt_apply.plan.refresh import Observed
 from qrt_apply.runtime.base import ProgramInfo
 
-__all__ = ["job_digest_parts", "make_plan", "observed_fields", "select_addresses"]
+__all__ = [
+    "job_digest_parts",
+    "make_plan",
+    "observed_fields",
+    "select_addresses",
+    "spec_changes",
+]
 
 
 def observed_fields(info: ProgramInfo, recorded: Mapping[str, Any]) -> dict[str, Any]:
@@ -89,10 +95,11 @@ def _program_actions(
         for key, new in (
             ("description", spec.description),
             ("max_execution_time", spec.max_execution_time),
-            ("spec", dict(spec.spec)),
         ):
             if replace or current.get(key) != new:
                 changes.append(Change(key, current.get(key), new))
+        if current.get("spec") != dict(spec.spec):
+            changes.extend(spec_changes(current.get("spec") or {}, dict(spec.spec)))
     if touches:
         what = " and ".join("source" if t == "data" else "metadata" for t in touches)
         reason = "replacement requested" if replace else f"{what} changed"
@@ -179,6 +186,22 @@ def _why_changed(job: JobSpec, recorded: Mapping[str, Any]) -> str:
     parts = job_digest_parts(job)
     changed = [key for key in sorted(parts) if parts[key] != old.get(key)]
     return (", ".join(changed) + " changed") if changed else "job definition changed"
+
+
+def spec_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
+    """One change per nested path of a program spec (``spec.parameters.properties.x.maximum``),
+    so a reviewer sees what moved rather than two large objects. Absent values are None."""
+    from deepdiff import DeepDiff
+    from deepdiff.helper import notpresent
+
+    changes = []
+    for items in DeepDiff(dict(old), dict(new), view="tree").values():
+        for item in items:
+            field = ".".join(["spec", *(str(p) for p in item.path(output_format="list"))])
+            before = None if item.t1 is notpresent else item.t1
+            after = None if item.t2 is notpresent else item.t2
+            changes.append(Change(field, before, after))
+    return sorted(changes, key=lambda c: c.field)
 
 
 def job_digest_parts(job: JobSpec) -> dict[str, str]:
