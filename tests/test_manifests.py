@@ -244,3 +244,27 @@ def test_circuit_text_needs_an_openqasm_header(tmp_path: Path) -> None:
         6,
         "a circuit is OpenQASM text",
     )
+
+
+def test_matrix_variables_reach_job_options(tmp_path: Path) -> None:
+    root = small_project(tmp_path)
+    write(
+        root,
+        "manifests/seeds.yaml",
+        """
+        apiVersion: qrt/v1
+        kind: JobBatch
+        name: seeds
+        program: sampler
+        options: {default_shots: 10}
+        jobs:
+          - name: s-${seed}
+            matrix: {seed: [1, 2]}
+            options: {seed_simulator: "${seed}"}
+            inputs: {pubs: [{circuit: {$file: ../circuits/bell.qasm}}]}
+        """,
+    )
+    jobs = {job.name: job for job in load(root).batches["seeds"].jobs}
+    assert jobs["s-1"].options == {"default_shots": 10, "seed_simulator": 1}
+    assert jobs["s-2"].params()["options"] == {"default_shots": 10, "seed_simulator": 2}
+    assert jobs["s-1"].digest != jobs["s-2"].digest

@@ -18,10 +18,17 @@ from typing import Any
 
 from qrt_apply.errors import ManifestError
 from qrt_apply.manifests.inputs import check_builtin_inputs, check_program_inputs
-from qrt_apply.manifests.resolve import expand_matrix, inside_repository, resolve_files
+from qrt_apply.manifests.resolve import (
+    expand_matrix,
+    inside_repository,
+    resolve_files,
+    substitute,
+    unresolved_variables,
+)
 from qrt_apply.manifests.yamldocs import Document, load_documents
 from qrt_apply.model import (
     BUILTIN_PROGRAMS,
+    RUNTIME_OPTION_KEYS,
     BatchSpec,
     DesiredState,
     JobSpec,
@@ -163,9 +170,17 @@ def _batch(
             files=files,
         )
         options = {**batch_options, **job.get("options", {})}
-        for name, job_inputs, _ in expand_matrix(
+        for name, job_inputs, variables in expand_matrix(
             {**job, "inputs": inputs}, manifest=doc.path, line=line
         ):
+            job_options = substitute(options, variables, used=set())
+            leftover = unresolved_variables(job_options)
+            if leftover:
+                raise ManifestError(
+                    f"job {name!r}: options use ${{{sorted(leftover)[0]}}}, which is not in its matrix",
+                    doc.path,
+                    line,
+                )
             if not _NAME.fullmatch(name):
                 raise ManifestError(
                     f"job name {name!r} is not a valid name ([a-z0-9][a-z0-9-]*)", doc.path, line
@@ -179,8 +194,9 @@ def _batch(
                 )
             seen[name] = line
             if program is not None:
-                if ref.kind == "managed" and set(options) - {"max_execution_time", "log_level"}:
-                    extra = sorted(set(options) - {"max_execution_time", "log_level"})[0]
+                extras = sorted(set(job_options) - RUNTIME_OPTION_KEYS)
+                if extras:
+                    extra = extras[0]
                     raise ManifestError(
                         f"job {name!r}: option {extra!r} is not a runtime option; uploaded programs "
                         "take their parameters under inputs",
@@ -197,7 +213,7 @@ def _batch(
                     program=ref,
                     backend=backend,
                     inputs=job_inputs,
-                    options=options,
+                    options=job_options,
                     session=session,
                     tags=tuple(dict.fromkeys(batch_tags + tuple(job.get("tags", ())))),
                     files=dict(files),

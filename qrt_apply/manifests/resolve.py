@@ -12,7 +12,13 @@ from qrt_apply.errors import ManifestError
 from qrt_apply.manifests.yamldocs import JsonPath
 from qrt_apply.model import sha256_hex
 
-__all__ = ["expand_matrix", "inside_repository", "resolve_files", "substitute"]
+__all__ = [
+    "expand_matrix",
+    "inside_repository",
+    "resolve_files",
+    "substitute",
+    "unresolved_variables",
+]
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
