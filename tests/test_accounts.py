@@ -31,8 +31,9 @@ from qrt_apply.runtime.accounts import (
 )
 from qrt_apply.runtime.base import BackendInfo, JobInfo, ProgramInfo
 
+from support.oldclient import require_old_python
+
 TOKEN = "tok-0123456789abcdef-SECRET"
-OLD_PYTHON = Path("/tmp/oldrt/bin/python")
 
 
 @pytest.fixture(autouse=True)
@@ -217,9 +218,6 @@ def test_legacy_qiskitrc_is_read_last(home: Path) -> None:
 
 
 @pytest.mark.oldclient
-@pytest.mark.skipif(
-    not OLD_PYTHON.exists(), reason="the old qiskit-ibm-runtime 0.11.3 venv is missing"
-)
 def test_the_real_client_reads_and_writes_the_same_file(home: Path) -> None:
     save_account(quantum(instance="ibm-q/open/main"), name="ours")
     script = """
@@ -231,7 +229,7 @@ AccountManager.save(token="theirs-token-1234", url="http://x/api", channel="ibm_
 print(json.dumps([acct.channel, acct.url, acct.instance, acct.verify, acct.token == EXPECTED]))
 """.replace("EXPECTED", repr(TOKEN))
     done = subprocess.run(
-        [str(OLD_PYTHON), "-c", script],
+        [require_old_python(), "-c", script],
         capture_output=True,
         text=True,
         timeout=120,

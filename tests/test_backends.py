@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,8 @@ import pytest
 
 from qrt_apply.runtime.base import BackendInfo
 from qrt_apply.server import backends
+
+from support.oldclient import require_old_python
 
 # What reference section 3 says the old client needs from GET /backends/{name}/configuration.
 REQUIRED_CONFIG_KEYS = {
@@ -117,9 +118,7 @@ def test_import_is_light() -> None:
 
 @pytest.mark.oldclient
 def test_old_terra_accepts_the_configuration(tmp_path: Path) -> None:
-    python = Path(os.environ.get("QRT_OLDCLIENT_PYTHON", "/tmp/oldrt/bin/python"))
-    if not python.exists():
-        pytest.skip(f"old client interpreter {python} missing (set QRT_OLDCLIENT_PYTHON)")
+    python = require_old_python()
     path = tmp_path / "configs.json"
     path.write_text(json.dumps({n: backends.configuration(n) for n in backends.BACKEND_NAMES}))
     script = """

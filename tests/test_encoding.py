@@ -6,7 +6,6 @@ import base64
 import datetime
 import io
 import json
-import os
 import pickle
 import struct
 import subprocess
@@ -28,19 +27,15 @@ from qrt_apply.errors import RuntimeApiError
 from qrt_apply.runtime import encoding
 from qrt_apply.runtime.encoding import RuntimeDecoder, RuntimeEncoder, dumps, loads
 
+from support.oldclient import require_old_python
+
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def old_python() -> Path:
-    """The qiskit-ibm-runtime 0.11.3 interpreter (QRT_OLDCLIENT_PYTHON, else /tmp/oldrt)."""
-    return Path(os.environ.get("QRT_OLDCLIENT_PYTHON", "/tmp/oldrt/bin/python"))
-
-
 def run_old(script: str, *args: str) -> str:
-    if not old_python().exists():
-        pytest.skip(f"old client interpreter {old_python()} missing (set QRT_OLDCLIENT_PYTHON)")
+    python = require_old_python()
     proc = subprocess.run(
-        [str(old_python()), "-c", script, *args],
+        [python, "-c", script, *args],
         capture_output=True,
         text=True,
         timeout=120,

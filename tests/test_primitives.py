@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,8 @@ import pytest
 from qrt_apply.errors import RuntimeApiError
 from qrt_apply.runtime.encoding import dumps, loads
 from qrt_apply.server.primitives import BUILTIN_PROGRAMS, execute_builtin
+
+from support.oldclient import require_old_python
 
 FIXTURES = Path(__file__).parent / "fixtures"
 BELL_QASM2 = """OPENQASM 2.0;
@@ -252,9 +253,7 @@ def test_v1_plain_inputs_without_qpy() -> None:
 
 @pytest.mark.oldclient
 def test_old_client_decodes_v1_results(tmp_path: Path) -> None:
-    python = Path(os.environ.get("QRT_OLDCLIENT_PYTHON", "/tmp/oldrt/bin/python"))
-    if not python.exists():
-        pytest.skip(f"old client interpreter {python} missing (set QRT_OLDCLIENT_PYTHON)")
+    python = require_old_python()
     for name in ("sampler_bell", "estimator_doc"):
         call = fixture(name)
         call["params"]["run_options"]["seed_simulator"] = 8

@@ -1,14 +1,13 @@
 """The real qiskit-ibm-runtime 0.11.3 client against a real ``qrt serve`` on loopback.
 
 The client lives in its own virtualenv (it needs qiskit-terra 0.25 and numpy<2): its interpreter is
-``$QRT_OLDCLIENT_PYTHON``, else ``/tmp/oldrt/bin/python``. The scripts in ``tests/oldclient/`` run
+``support.oldclient`` (``$QRT_OLDCLIENT_PYTHON``, else ``/tmp/oldrt/bin/python``). The scripts in ``tests/oldclient/`` run
 under it as subprocesses and print JSON observations that are asserted here. Without that
 interpreter the tests skip, saying how to install it.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import subprocess
@@ -18,47 +17,19 @@ from typing import Any
 
 import pytest
 
+from support.oldclient import require_old_python
 from support.serve import ServerHandle, running_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.oldclient]
 
 SCRIPTS = Path(__file__).parent / "oldclient"
-DEFAULT_OLD_PYTHON = "/tmp/oldrt/bin/python"
-INSTALL = (
-    "python3 -m venv /tmp/oldrt && /tmp/oldrt/bin/pip install 'qiskit-ibm-runtime==0.11.3' "
-    "'qiskit-ibm-provider==0.6.3' 'qiskit-terra==0.25.1' 'numpy<2' 'websocket-client<1.9'"
-)
 # E = II + 2 IZ + 3 XI on RealAmplitudes(2, reps=2) at theta = [0, 1, 1, 2, 3, 5] (statevector)
 EXACT_EXPECTATION = 1.5556
 
 
-@functools.cache
-def old_python() -> str | None:
-    """The old client's interpreter: the first candidate importing qiskit_ibm_runtime 0.11/0.12."""
-    for candidate in (os.environ.get("QRT_OLDCLIENT_PYTHON"), DEFAULT_OLD_PYTHON):
-        if not candidate or not Path(candidate).exists():
-            continue
-        probe = subprocess.run(
-            [candidate, "-c", "import qiskit_ibm_runtime as q; print(q.__version__)"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        if probe.returncode == 0 and probe.stdout.strip().startswith(("0.11.", "0.12.")):
-            return candidate
-    return None
-
-
 @pytest.fixture(scope="module")
 def python() -> str:
-    interpreter = old_python()
-    if interpreter is None:
-        pytest.skip(
-            "the old qiskit-ibm-runtime 0.11.3 client is not installed: set QRT_OLDCLIENT_PYTHON "
-            f"to its interpreter, or create {DEFAULT_OLD_PYTHON} with: {INSTALL}"
-        )
-    return interpreter
+    return require_old_python()
 
 
 @pytest.fixture(scope="module")
