@@ -261,6 +261,20 @@ class ApplyLock:
         except (OSError, json.JSONDecodeError):
             return {}
 
+    def held_by_live_process(self) -> bool:
+        """Whether some process holds the lock now (the OS drops it when its holder dies)."""
+        from filelock import FileLock, Timeout
+
+        if not self.path.exists():
+            return False
+        probe = FileLock(str(self.path), timeout=0)
+        try:
+            probe.acquire()
+        except Timeout:
+            return True
+        probe.release()
+        return False
+
     def force_release(self) -> bool:
         removed = False
         for path in (self.info_path, self.path):

@@ -209,3 +209,19 @@ def test_import_adopts_an_existing_program(tmp_path: Path) -> None:
     assert [a["action"] for a in program_actions] == ["update"]
     assert program_actions[0]["details"]["touches"] == ["metadata"]
     assert {c["field"] for c in program_actions[0]["changes"]} == {"description", "spec.parameters"}
+
+
+def test_unlock_refuses_a_live_lock_and_clears_a_stale_one(tmp_path: Path) -> None:
+    from qrt_apply.lockfile import ApplyLock
+
+    root = small_project(tmp_path)
+    lock = ApplyLock(root / ".qrt")
+    with lock.hold():
+        result = run_cli(root, "apply", "--auto-approve", runtime=FakeRuntime())
+        assert result.exit_code == 1 and "another qrt apply is running" in result.output
+        result = run_cli(root, "unlock")
+        assert result.exit_code == 1 and "still running" in result.output
+    (root / ".qrt" / "apply.lock.json").write_text('{"pid": 999999, "host": "gone"}')
+    result = run_cli(root, "unlock")
+    assert result.exit_code == 0 and "Released the apply lock held by pid 999999" in result.output
+    assert not (root / ".qrt" / "apply.lock.json").exists()

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from qrt_apply.errors import ConfigError
+from qrt_apply.errors import ConfigError, LockfileError
 from qrt_apply.lockfile import ApplyLock, Lockfile
 from qrt_apply.manifests import load_desired_state
 from qrt_apply.model import DesiredState
@@ -303,16 +303,21 @@ def refresh(app: Any, parallelism: int | None) -> int:
 
 
 @click.command()
+@click.option("--force", is_flag=True, help="Release it even if a live process holds it.")
 @click.pass_obj
-def unlock(app: Any) -> int:
+def unlock(app: Any, force: bool) -> int:
     """Release the apply lock left by an apply that is gone."""
     project = app.project()
     lock = ApplyLock(project.state_dir)
     holder = lock.holder()
-    if lock.force_release():
-        click.echo(
-            "Released the apply lock" + (f" held by pid {holder.get('pid')}." if holder else ".")
+    who = f" held by pid {holder.get('pid')} on {holder.get('host')}" if holder else ""
+    if lock.held_by_live_process() and not force:
+        raise LockfileError(
+            f"the apply lock is{who} and that apply is still running; "
+            "wait for it (or `qrt unlock --force` if you are sure it is stuck)"
         )
+    if lock.force_release():
+        click.echo(f"Released the apply lock{who}.")
     else:
         click.echo("No apply lock to release.")
     return 0
