@@ -37,12 +37,15 @@ class AppContext:
 
         return load_project(self.project_dir)
 
-    def open_runtime(self) -> Runtime:
+    def open_runtime(self, *, read_only: bool = False) -> Runtime:
+        """The project's runtime, opened once per command; ``read_only`` for commands that only look."""
         if self._runtime is None:
             from qrt_apply.runtime.select import open_runtime
 
             project = self.project()
-            self._runtime = open_runtime(project.root, account=self.account, config=project.config)
+            self._runtime = open_runtime(
+                project.root, account=self.account, config=project.config, read_only=read_only
+            )
             click.get_current_context().find_root().call_on_close(self._runtime.close)
         return self._runtime
 

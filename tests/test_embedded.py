@@ -252,3 +252,28 @@ def test_close_leaves_no_child_process(data_dir: Path) -> None:
         assert record is not None and (record.status, record.runner) == ("QUEUED", None)
         again.cancel_job(job.id)
         assert again.job(job.id).status == "CANCELLED"
+
+
+def test_read_only_runtime_reports_a_dead_runners_job_without_running_it(tmp_path: Path) -> None:
+    from qrt_apply.runtime.embedded import EmbeddedRuntime
+
+    writer = EmbeddedRuntime(tmp_path / "rt", close_timeout=0)
+    program = writer.upload_program(
+        "import time\ndef main(backend, user_messenger):\n    time.sleep(30)\n",
+        {"name": "napper", "max_execution_time": 60, "description": "sleeps"},
+    )
+    job = writer.run(program, {})
+    writer.close()  # hands the job over: back to QUEUED, no runner
+    reader = EmbeddedRuntime(tmp_path / "rt", read_only=True)
+    try:
+        assert reader.job(job.id).status == "QUEUED"
+        time.sleep(1.0)  # an executor would have claimed it well within this
+        assert reader.job(job.id).status == "QUEUED"
+    finally:
+        reader.close()
+    runner = EmbeddedRuntime(tmp_path / "rt", close_timeout=0)
+    try:
+        assert runner.job(job.id).status in ("QUEUED", "RUNNING")
+        runner.cancel_job(job.id)
+    finally:
+        runner.close()

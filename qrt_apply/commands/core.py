@@ -154,6 +154,7 @@ def plan(
             target=lock.target or {},
         )
     else:
+        app.open_runtime(read_only=True)  # a plan only looks: it never starts a job running
         result = _make_plan(
             app,
             desired,

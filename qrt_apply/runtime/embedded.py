@@ -41,6 +41,7 @@ class EmbeddedRuntime:
         display_url: str = ".qrt",
         workers: int = 2,
         close_timeout: float | None = None,
+        read_only: bool = False,
     ) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         ignore = data_dir / ".gitignore"
@@ -52,7 +53,8 @@ class EmbeddedRuntime:
         self._store = Store(data_dir / DB_FILE)
         self._owner = self._store.ensure_user(LOCAL_USER)
         self._executor = LocalExecutor(self._store, workers=workers)
-        self.service = RuntimeService(self._store, self._executor)
+        # read_only (``qrt plan``): looking at a job whose runner died reports it, never re-runs it.
+        self.service = RuntimeService(self._store, self._executor, lazy_recovery=not read_only)
         self._closed = False
 
     @property

@@ -235,16 +235,20 @@ def open_runtime(
     config: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
     account_file: str | os.PathLike[str] | None = None,
+    read_only: bool = False,
 ) -> Runtime:
     """The runtime for this project (see the module docstring). The HTTP client logs in lazily,
-    on its first call; the embedded runtime keeps its state in ``project_dir / ".qrt"``."""
+    on its first call; the embedded runtime keeps its state in ``project_dir / ".qrt"``.
+    ``read_only`` (for ``qrt plan``) keeps the embedded runtime from running handed-over jobs."""
     choice = choose_target(
         project_dir, account=account, config=config, environ=environ, account_file=account_file
     )
     if choice.embedded or choice.account is None:
         from qrt_apply.runtime.embedded import EmbeddedRuntime
 
-        runtime: Runtime = EmbeddedRuntime(project_dir / ".qrt", display_url=".qrt")
+        runtime: Runtime = EmbeddedRuntime(
+            project_dir / ".qrt", display_url=".qrt", read_only=read_only
+        )
         return runtime
     from qrt_apply.runtime.http import HttpRuntime
 

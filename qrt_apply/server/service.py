@@ -100,9 +100,11 @@ def _job_info(job: JobRecord) -> JobInfo:
 class RuntimeService:
     """The runtime API over ``store``; jobs are run by ``executor``."""
 
-    def __init__(self, store: Store, executor: Executor) -> None:
+    def __init__(self, store: Store, executor: Executor, *, lazy_recovery: bool = True) -> None:
         self.store = store
         self.executor = executor
+        # False for read-only users (``qrt plan``): looking at a job never starts running it.
+        self.lazy_recovery = lazy_recovery
 
     # -- backends and programs -----------------------------------------------------------------
 
@@ -301,7 +303,7 @@ class RuntimeService:
     def job(self, owner: str, job_id: str, *, include_params: bool = True) -> JobInfo:
         """The job; an unfinished one whose runner died is re-queued here (lazy recovery)."""
         job = self._job(owner, job_id, with_params=include_params)
-        if job.status not in FINAL_STATUSES and self._recover_job(job):
+        if self.lazy_recovery and job.status not in FINAL_STATUSES and self._recover_job(job):
             job = self._job(owner, job_id, with_params=include_params)
         return _job_info(job)
 
