@@ -225,3 +225,22 @@ def test_unlock_refuses_a_live_lock_and_clears_a_stale_one(tmp_path: Path) -> No
     result = run_cli(root, "unlock")
     assert result.exit_code == 0 and "Released the apply lock held by pid 999999" in result.output
     assert not (root / ".qrt" / "apply.lock.json").exists()
+
+
+@pytest.mark.slow
+def test_no_wait_then_refresh_collects(tmp_path: Path) -> None:
+    root = slow_project(
+        tmp_path, jobs=["{name: a, inputs: {n: 1, seconds: 1}}", "{name: b, inputs: {n: 2}}"]
+    )
+    done = qrt(root, "apply", "--auto-approve", "--no-wait")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 job(s) still running; `qrt refresh` collects them." in done.stdout
+    assert {r["status"] for r in lock(root)["jobs"].values()} <= {"QUEUED", "RUNNING"}
+    plan = qrt(root, "plan", "--detailed-exitcode")
+    assert plan.returncode == 2 and "job.work/a  wait:" in plan.stdout
+    done = qrt(root, "refresh")
+    assert done.returncode == 0, done.stdout + done.stderr
+    jobs = lock(root)["jobs"]
+    assert {r["status"] for r in jobs.values()} == {"COMPLETED"}
+    assert jobs["job.work/b"]["result"] == {"n": 2}
+    assert qrt(root, "plan", "--detailed-exitcode").returncode == 0
