@@ -46,7 +46,9 @@ class FakeRuntime:
         return self.programs_by_id[program_id]
 
     def upload_program(self, data: str, metadata: Mapping[str, Any]) -> str:
-        if any(p.name == metadata["name"] for p in self.programs_by_id.values()):
+        # Names are unique per owner; another user's program (no readable data) does not count.
+        owned = (p for p in self.programs_by_id.values() if p.data is not None)
+        if any(p.name == metadata["name"] for p in owned):
             raise ConflictError("duplicate", 409)
         program_id = f"{metadata['name']}-{next(self._ids):012x}"
         self.programs_by_id[program_id] = ProgramInfo(

@@ -24,7 +24,12 @@ def plan_for(root: Path, runtime: FakeRuntime, **kwargs):
     return (
         desired,
         lock,
-        make_plan(desired, lock.snapshot(), observe(runtime, lock.snapshot()), **kwargs),
+        make_plan(
+            desired,
+            lock.snapshot(),
+            observe(runtime, lock.snapshot(), names=desired.programs),
+            **kwargs,
+        ),
     )
 
 
@@ -145,7 +150,10 @@ def test_failed_job_is_recorded_then_rerun(tmp_path: Path) -> None:
     applier = Applier(runtime, lock, desired, NullConsole(), sleep=lambda _: None)
     applier.apply(
         make_plan(
-            desired, lock.snapshot(), observe(runtime, lock.snapshot()), targets=["program.echo"]
+            desired,
+            lock.snapshot(),
+            observe(runtime, lock.snapshot(), names=desired.programs),
+            targets=["program.echo"],
         )
     )
     echo_id = json.loads((root / "qrt.lock").read_text())["programs"]["program.echo"]["id"]
@@ -272,3 +280,19 @@ def test_spec_changes_are_shown_per_path(tmp_path: Path) -> None:
         ("spec.parameters.properties.iterations.minimum", 1, 0),
         ("spec.parameters.properties.label.maxLength", None, 9),
     ]
+
+
+def test_another_users_public_program_of_the_same_name_is_no_conflict(tmp_path: Path) -> None:
+    from qrt_apply.runtime.base import ProgramInfo
+
+    root = small_project(tmp_path)
+    runtime = FakeRuntime()
+    runtime.programs_by_id["echo-theirs"] = ProgramInfo(
+        id="echo-theirs", name="echo", is_public=True, data=None
+    )
+    plan, _ = converge(root, runtime)
+    assert kinds(plan)["program.echo"] == "create"
+    assert (
+        json.loads((root / "qrt.lock").read_text())["programs"]["program.echo"]["id"]
+        != "echo-theirs"
+    )

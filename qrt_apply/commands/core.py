@@ -75,7 +75,11 @@ def _make_plan(
     _check_addresses(desired, lock, targets + replace)
     runtime = app.open_runtime()
     lock.check_target(runtime.target)
-    observed = observe(runtime, lock.snapshot(), parallelism=parallelism) if refresh else None
+    observed = (
+        observe(runtime, lock.snapshot(), names=desired.programs, parallelism=parallelism)
+        if refresh
+        else None
+    )
     return make_plan(
         desired,
         lock.snapshot(),

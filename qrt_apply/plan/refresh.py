@@ -5,7 +5,7 @@ The only code on the plan path that talks to the runtime; it reads and never wri
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +19,8 @@ __all__ = ["Observed", "observe"]
 @dataclass(frozen=True)
 class Observed:
     programs: Mapping[str, ProgramInfo | None] = field(default_factory=dict)  # by id; None: gone
-    names: Mapping[str, str] = field(default_factory=dict)  # every listed program: name -> id
+    # name -> id of the caller's own programs among those named in ``observe(names=...)``
+    names: Mapping[str, str] = field(default_factory=dict)
     jobs: Mapping[str, JobInfo | None] = field(default_factory=dict)  # by id; None: forgotten
     tagged: Mapping[str, JobInfo] = field(default_factory=dict)  # submission tag -> job
     backends: tuple[str, ...] | None = None
@@ -44,7 +45,16 @@ def _tagged(runtime: Runtime, tag: str) -> JobInfo | None:
     return found[0] if found else None
 
 
-def observe(runtime: Runtime, lock: Mapping[str, Any], *, parallelism: int = 4) -> Observed:
+def observe(
+    runtime: Runtime,
+    lock: Mapping[str, Any],
+    *,
+    names: Collection[str] = (),
+    parallelism: int = 4,
+) -> Observed:
+    """Read the runtime for everything in ``lock``, and look up which of ``names`` (programs the
+    manifests want) already exist on the runtime as the caller's own (someone else's public
+    program of the same name is no conflict)."""
     program_ids = sorted({rec["id"] for rec in lock.get("programs", {}).values() if rec.get("id")})
     job_ids: set[str] = set()
     tags: set[str] = set()
@@ -68,11 +78,14 @@ def observe(runtime: Runtime, lock: Mapping[str, Any], *, parallelism: int = 4) 
         found = dict(
             zip(ordered_tags, pool.map(lambda t: _tagged(runtime, t), ordered_tags), strict=True)
         )
-        names = {p.name: p.id for p in listed.result()}
+        wanted = set(names)
+        same_name = [p.id for p in listed.result() if p.name in wanted]
+        found_programs = [p for p in pool.map(lambda i: _program(runtime, i), same_name) if p]
+        owned = {p.name: p.id for p in found_programs if p.data is not None}
         backend_names = tuple(sorted(b.name for b in backends.result()))
     return Observed(
         programs=programs,
-        names=names,
+        names=owned,
         jobs=jobs,
         tagged={tag: job for tag, job in found.items() if job is not None},
         backends=backend_names,
