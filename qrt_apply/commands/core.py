@@ -71,15 +71,22 @@ def _make_plan(
     targets: tuple[str, ...],
     replace: tuple[str, ...],
     parallelism: int,
+    lock_only: bool = False,
 ) -> Plan:
+    """The plan against the project's runtime; with ``lock_only`` no runtime is opened at all and
+    the lockfile stands for the runtime."""
     _check_addresses(desired, lock, targets + replace)
-    runtime = app.open_runtime()
-    lock.check_target(runtime.target)
-    observed = (
-        observe(runtime, lock.snapshot(), names=desired.programs, parallelism=parallelism)
-        if refresh
-        else None
-    )
+    observed = None
+    if lock_only:
+        target = lock.target or {}
+    else:
+        runtime = app.open_runtime()
+        lock.check_target(runtime.target)
+        target = runtime.target.to_json()
+        if refresh:
+            observed = observe(
+                runtime, lock.snapshot(), names=desired.programs, parallelism=parallelism
+            )
     return make_plan(
         desired,
         lock.snapshot(),
@@ -88,7 +95,7 @@ def _make_plan(
         targets=targets,
         replace=replace,
         lock_digest=lock.digest(),
-        target=runtime.target.to_json(),
+        target=target,
     )
 
 
@@ -144,34 +151,23 @@ def plan(
     parallelism: int | None,
 ) -> int:
     """Show what apply would change on the runtime."""
+    if out is not None and lock_only:
+        raise ConfigError("--out needs a plan made against the runtime (drop --lock-only)")
     project, desired, lock = _load(app)
-    if lock_only:
-        _check_addresses(desired, lock, targets + replace)
-        result = make_plan(
-            desired,
-            lock.snapshot(),
-            None,
-            prune=prune,
-            targets=targets,
-            replace=replace,
-            lock_digest=lock.digest(),
-            target=lock.target or {},
-        )
-    else:
+    if not lock_only:
         app.open_runtime(read_only=True)  # a plan only looks: it never starts a job running
-        result = _make_plan(
-            app,
-            desired,
-            lock,
-            refresh=refresh,
-            prune=prune,
-            targets=targets,
-            replace=replace,
-            parallelism=parallelism or project.parallelism,
-        )
+    result = _make_plan(
+        app,
+        desired,
+        lock,
+        refresh=refresh,
+        prune=prune,
+        targets=targets,
+        replace=replace,
+        parallelism=parallelism or project.parallelism,
+        lock_only=lock_only,
+    )
     if out is not None:
-        if lock_only:
-            raise ConfigError("--out needs a plan made against the runtime (drop --lock-only)")
         save_plan_file(out, result, desired_digest(desired))
     click.echo(render_plan(result, fmt), nl=False)
     if out is not None and fmt == "text":
