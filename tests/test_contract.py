@@ -23,6 +23,7 @@ from qrt_apply.runtime.base import JobInfo, Runtime
 from qrt_apply.runtime.embedded import EmbeddedRuntime
 from qrt_apply.runtime.http import SUBMIT_TAG_PREFIX, HttpRuntime
 
+from projects import BELL
 from support.serve import ServerHandle, running_server
 
 HELLO = """\
@@ -43,14 +44,6 @@ import time
 def main(backend, user_messenger, seconds=60, **kwargs):
     time.sleep(seconds)
     return "woke up"
-"""
-BELL = """OPENQASM 2.0;
-include "qelib1.inc";
-qreg q[2];
-creg c[2];
-h q[0];
-cx q[0],q[1];
-measure q -> c;
 """
 SPEC = {
     "parameters": {

@@ -20,15 +20,9 @@ from qrt_apply.errors import ConflictError, NotFoundError
 from qrt_apply.runtime.base import JobInfo, Runtime, Target
 from qrt_apply.runtime.embedded import EmbeddedRuntime
 
+from projects import BELL
+
 PROGRAMS = Path(__file__).parent / "programs"
-BELL_QASM = """OPENQASM 2.0;
-include "qelib1.inc";
-qreg q[2];
-creg c[2];
-h q[0];
-cx q[0],q[1];
-measure q -> c;
-"""
 
 
 @pytest.fixture
@@ -159,7 +153,7 @@ def test_jobs_end_to_end(runtime: EmbeddedRuntime) -> None:
 
 
 def test_sampler_runs_a_bell_circuit_given_as_qasm(runtime: EmbeddedRuntime) -> None:
-    inputs = {"pubs": [{"circuit": BELL_QASM}], "options": {"default_shots": 1000}}
+    inputs = {"pubs": [{"circuit": BELL}], "options": {"default_shots": 1000}}
     job = runtime.run("sampler", inputs)
     assert wait_final(runtime, job.id).status == "COMPLETED", runtime.job_result(job.id)
     result = json.loads(runtime.job_result(job.id))

@@ -31,13 +31,6 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store(tmp_path / "runtime.db")
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
 def service(store: Store) -> Iterator[RuntimeService]:
     runtime = RuntimeService(store, LocalExecutor(store, workers=2))
     yield runtime

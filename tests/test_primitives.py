@@ -15,17 +15,10 @@ from qrt_apply.errors import RuntimeApiError
 from qrt_apply.runtime.encoding import dumps, loads
 from qrt_apply.server.primitives import BUILTIN_PROGRAMS, execute_builtin
 
+from projects import BELL
 from support.oldclient import require_old_python
 
 FIXTURES = Path(__file__).parent / "fixtures"
-BELL_QASM2 = """OPENQASM 2.0;
-include "qelib1.inc";
-qreg q[2];
-creg c[2];
-h q[0];
-cx q[0], q[1];
-measure q -> c;
-"""
 BELL_QASM3 = """// a Bell pair
 OPENQASM 3.0;
 include "stdgates.inc";
@@ -77,7 +70,7 @@ def test_documentation_value_is_exact() -> None:
 # ---- V2 sampler --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("text", "register"), [(BELL_QASM2, "c"), (BELL_QASM3, "meas")])
+@pytest.mark.parametrize(("text", "register"), [(BELL, "c"), (BELL_QASM3, "meas")])
 def test_v2_sampler_bell_counts(text: str, register: str) -> None:
     result = sampler([{"circuit": text, "shots": 2000}], seed=11)
     assert json.loads(json.dumps(result)) == result  # plain JSON
@@ -96,8 +89,8 @@ def test_v2_sampler_bell_counts(text: str, register: str) -> None:
 
 
 def test_v2_sampler_is_reproducible_with_a_seed() -> None:
-    first = sampler([BELL_QASM2], seed=5, default_shots=500)
-    assert first == sampler([BELL_QASM2], seed=5, default_shots=500)
+    first = sampler([BELL], seed=5, default_shots=500)
+    assert first == sampler([BELL], seed=5, default_shots=500)
     assert first["results"][0]["data"]["c"]["num_shots"] == 500
 
 
@@ -105,7 +98,7 @@ def test_v2_sampler_pub_forms_and_parameter_sweep() -> None:
     ghz = {"library": "ghz", "num_qubits": 3, "measure_all": True}
     ansatz = {"library": "real_amplitudes", "num_qubits": 2, "reps": 1, "measure_all": True}
     sweep = [[0, 0, 0, 0], [math.pi, 0, 0, 0], [0, math.pi, 0, 0]]
-    result = sampler([ghz, [ansatz, sweep, 300], (BELL_QASM2, None, 100)], seed=3)
+    result = sampler([ghz, [ansatz, sweep, 300], (BELL, None, 100)], seed=3)
     ghz_counts = result["results"][0]["data"]["meas"]["counts"]
     assert set(ghz_counts) == {"000", "111"}
     swept = result["results"][1]["data"]["meas"]
@@ -115,7 +108,7 @@ def test_v2_sampler_pub_forms_and_parameter_sweep() -> None:
 
 
 def test_v2_sampler_on_the_noisy_device_shows_noise() -> None:
-    result = sampler([{"circuit": BELL_QASM2, "shots": 4000}], "fake_noisy_5q", seed=1)
+    result = sampler([{"circuit": BELL, "shots": 4000}], "fake_noisy_5q", seed=1)
     counts = result["results"][0]["data"]["c"]["counts"]
     assert sum(counts.values()) == 4000
     assert counts["00"] + counts["11"] > 3600
@@ -243,7 +236,7 @@ def test_v1_sampler_on_the_noisy_device() -> None:
 
 
 def test_v1_plain_inputs_without_qpy() -> None:
-    params = {"circuits": [BELL_QASM2], "run_options": {"shots": 100, "seed_simulator": 1}}
+    params = {"circuits": [BELL], "run_options": {"shots": 100, "seed_simulator": 1}}
     result = execute_builtin("sampler", params, "aer_simulator")
     assert result["metadata"] == [{"shots": 100}]
     est = {"circuits": [ANSATZ], "observables": [HAMILTONIAN], "parameter_values": [THETA]}
@@ -293,32 +286,32 @@ print(json.dumps({"quasi": {str(k): v for k, v in s.quasi_dists[0].items()},
 @pytest.mark.parametrize(
     ("program", "params", "backend", "message"),
     [
-        ("vqe", {"pubs": [BELL_QASM2]}, "aer_simulator", "not a built-in"),
-        ("sampler", {"circuit": BELL_QASM2}, "aer_simulator", "need 'pubs'"),
-        ("sampler", {"pubs": [BELL_QASM2]}, "ibm_nowhere", "unknown backend"),
+        ("vqe", {"pubs": [BELL]}, "aer_simulator", "not a built-in"),
+        ("sampler", {"circuit": BELL}, "aer_simulator", "need 'pubs'"),
+        ("sampler", {"pubs": [BELL]}, "ibm_nowhere", "unknown backend"),
         ("sampler", {"pubs": []}, "aer_simulator", "pubs must be a list"),
         (
             "sampler",
-            {"pubs": [BELL_QASM2], "options": {"shots": 5}},
+            {"pubs": [BELL], "options": {"shots": 5}},
             "aer_simulator",
             "unknown primitive option",
         ),
-        ("sampler", {"pubs": [BELL_QASM2], "extra": 1}, "aer_simulator", "unknown sampler input"),
+        ("sampler", {"pubs": [BELL], "extra": 1}, "aer_simulator", "unknown sampler input"),
         (
             "sampler",
-            {"pubs": [{"circuit": BELL_QASM2, "observables": "ZZ"}]},
+            {"pubs": [{"circuit": BELL, "observables": "ZZ"}]},
             "aer_simulator",
             "unknown sampler PUB key",
         ),
         (
             "sampler",
-            {"pubs": [{"circuit": BELL_QASM2, "shots": 0}]},
+            {"pubs": [{"circuit": BELL, "shots": 0}]},
             "aer_simulator",
             "shots must be",
         ),
         (
             "sampler",
-            {"pubs": [{"circuit": BELL_QASM2, "shots": 10**9}]},
+            {"pubs": [{"circuit": BELL, "shots": 10**9}]},
             "aer_simulator",
             "shots must be",
         ),
@@ -356,7 +349,7 @@ print(json.dumps({"quasi": {str(k): v for k, v in s.quasi_dists[0].items()},
         ),
         (
             "sampler",
-            {"pubs": [BELL_QASM2], "options": {"seed": -1}},
+            {"pubs": [BELL], "options": {"seed": -1}},
             "aer_simulator",
             "seed_simulator",
         ),
@@ -386,13 +379,13 @@ print(json.dumps({"quasi": {str(k): v for k, v in s.quasi_dists[0].items()},
         ),
         (
             "sampler",
-            {"circuits": [BELL_QASM2], "circuit_indices": [1]},
+            {"circuits": [BELL], "circuit_indices": [1]},
             "aer_simulator",
             "circuit_indices",
         ),
         (
             "sampler",
-            {"circuits": [BELL_QASM2], "run_options": {"shots": -3}},
+            {"circuits": [BELL], "run_options": {"shots": -3}},
             "aer_simulator",
             "run_options.shots",
         ),

@@ -4,9 +4,7 @@ and ownership, ids, validation, job filters and paging, cancellation, sessions, 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
@@ -39,13 +37,6 @@ class FakeExecutor:
 
     def shutdown(self, wait: bool = True, timeout: float | None = None) -> None:
         self.shutdowns.append((wait, timeout))
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store(tmp_path / "runtime.db")
-    yield opened
-    opened.close()
 
 
 @pytest.fixture
