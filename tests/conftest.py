@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from qrt_apply.server.store import Store
+from qrt_apply.engine.store import Store
 
 
 @pytest.fixture

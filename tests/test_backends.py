@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from qrt_apply.runtime.base import BackendInfo
-from qrt_apply.server import backends
+from qrt_apply.engine import backends
 
 from support.oldclient import require_old_python
 
@@ -109,7 +109,7 @@ def _without_ids(noise: dict[str, Any]) -> str:
 
 def test_import_is_light() -> None:
     code = (
-        "import sys, qrt_apply.server.backends as b; b.configuration('fake_noisy_5q');"
+        "import sys, qrt_apply.engine.backends as b; b.configuration('fake_noisy_5q');"
         "b.status('aer_simulator'); print('qiskit' in sys.modules, 'numpy' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

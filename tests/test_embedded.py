@@ -72,7 +72,7 @@ def job_processes(job_id: str) -> list[int]:
             cmdline = (proc / "cmdline").read_bytes()
         except OSError:
             continue
-        if b"qrt_apply.server.childrun" in cmdline and f"qrt-job-{job_id}-".encode() in cmdline:
+        if b"qrt_apply.engine.childrun" in cmdline and f"qrt-job-{job_id}-".encode() in cmdline:
             found.append(int(proc.name))
     return found
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from qrt_apply.runtime.base import JobInfo
-from qrt_apply.server.executor import LocalExecutor, runner_alive, this_runner
-from qrt_apply.server.service import RuntimeService
-from qrt_apply.server.store import Store
+from qrt_apply.engine.executor import LocalExecutor, runner_alive, this_runner
+from qrt_apply.engine.service import RuntimeService
+from qrt_apply.engine.store import Store
 
 PROGRAMS = Path(__file__).parent / "programs"
 OWNER = "user-test"

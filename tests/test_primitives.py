@@ -13,7 +13,7 @@ import pytest
 
 from qrt_apply.errors import RuntimeApiError
 from qrt_apply.runtime.encoding import dumps, loads
-from qrt_apply.server.primitives import BUILTIN_PROGRAMS, execute_builtin
+from qrt_apply.engine.primitives import BUILTIN_PROGRAMS, execute_builtin
 
 from projects import BELL
 from support.oldclient import require_old_python

@@ -1,7 +1,7 @@
 """The Runtime protocol: the QiskitRuntimeService method set, as plain data.
 
 The reconciler and the applier talk to nothing else. Two implementations exist: the embedded runtime
-(``runtime/embedded.py``, in-process over ``server/service.py``) and the HTTP client (``runtime/http.py``,
+(``runtime/embedded.py``, in-process over ``engine/service.py``) and the HTTP client (``runtime/http.py``,
 the Qiskit Runtime REST API). One contract test suite runs against both.
 
 Conventions shared by every implementation:

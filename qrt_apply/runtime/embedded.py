@@ -1,4 +1,4 @@
-"""The embedded runtime: the ``Runtime`` protocol in-process, over ``server/service.py``.
+"""The embedded runtime: the ``Runtime`` protocol in-process, over ``engine/service.py``.
 
 State lives in ``data_dir/runtime.db`` (SQLite); the implicit user is ``local``. Construction only
 opens the database, so ``qrt plan`` pays nothing for it: executor threads start on the first
@@ -21,9 +21,9 @@ from typing import Any
 
 from qrt_apply.errors import RuntimeApiError
 from qrt_apply.runtime.base import BackendInfo, JobInfo, ProgramInfo, Target
-from qrt_apply.server.executor import LocalExecutor
-from qrt_apply.server.service import RuntimeService
-from qrt_apply.server.store import Store
+from qrt_apply.engine.executor import LocalExecutor
+from qrt_apply.engine.service import RuntimeService
+from qrt_apply.engine.store import Store
 
 __all__ = ["DB_FILE", "LOCAL_USER", "EmbeddedRuntime"]
 

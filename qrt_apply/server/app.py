@@ -38,8 +38,8 @@ from qrt_apply.server.serverdb import DEFAULT_ACCESS_TTL, ServerDB
 from qrt_apply.server.wire import DEFAULT_MAX_BODY_BYTES, BodyLimitMiddleware, error_response
 
 if TYPE_CHECKING:
-    from qrt_apply.server.service import RuntimeService
-    from qrt_apply.server.store import Store
+    from qrt_apply.engine.service import RuntimeService
+    from qrt_apply.engine.store import Store
 
 __all__ = ["RUNTIME_ROUTES", "create_app", "status_for"]
 

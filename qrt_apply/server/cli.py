@@ -61,7 +61,7 @@ def _prepare_data_dir(data_dir: Path, *, create: bool) -> None:
 
 
 def _open_store(data_dir: Path, *, create: bool = False) -> Any:
-    from qrt_apply.server.store import Store
+    from qrt_apply.engine.store import Store
 
     _prepare_data_dir(data_dir, create=create)
     return Store(data_dir / STORE_FILE)
@@ -140,9 +140,9 @@ def serve(
     import uvicorn
 
     from qrt_apply.server.app import create_app
-    from qrt_apply.server.executor import LocalExecutor
+    from qrt_apply.engine.executor import LocalExecutor
     from qrt_apply.server.serverdb import ServerDB
-    from qrt_apply.server.service import RuntimeService
+    from qrt_apply.engine.service import RuntimeService
 
     if bool(ssl_certfile) != bool(ssl_keyfile):
         raise ConfigError("--ssl-certfile and --ssl-keyfile go together")

@@ -17,8 +17,8 @@ from starlette.requests import Request
 from qrt_apply.server.serverdb import DEFAULT_ACCESS_TTL, ServerDB
 
 if TYPE_CHECKING:
-    from qrt_apply.server.service import RuntimeService
-    from qrt_apply.server.store import Store
+    from qrt_apply.engine.service import RuntimeService
+    from qrt_apply.engine.store import Store
 
 __all__ = ["ServerContext", "call", "context"]
 

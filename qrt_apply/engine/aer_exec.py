@@ -18,8 +18,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from qrt_apply.server import backends
-from qrt_apply.server.circuits import bad_input
+from qrt_apply.engine import backends
+from qrt_apply.engine.circuits import bad_input
 
 __all__ = ["AerExecution", "RunSettings", "jsonable", "nested"]
 

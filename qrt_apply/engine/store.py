@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from qrt_apply.errors import ConflictError, NotFoundError
-from qrt_apply.server.records import (
+from qrt_apply.engine.records import (
     JobQuery,
     JobRecord,
     ProgramRecord,

@@ -2,7 +2,7 @@
 
 A worker thread claims a QUEUED job in the store (compare-and-set, so two processes never run the
 same job), writes a job directory (``job.json``, ``params.json``, ``program.py``) and starts
-``python -m qrt_apply.server.childrun JOBDIR`` in its own process group. While the child runs, the
+``python -m qrt_apply.engine.childrun JOBDIR`` in its own process group. While the child runs, the
 worker copies ``interim.jsonl`` lines into the store, mirrors the output log, and kills the group
 when the job's ``cost`` (max_execution_time) is spent (→ CANCELLED, "RAN TOO LONG"), when the job
 is cancelled — by this process or by any other through the database — or when the executor hands
@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
 
-from qrt_apply.server.records import JobRecord
-from qrt_apply.server.store import Store
+from qrt_apply.engine.records import JobRecord
+from qrt_apply.engine.store import Store
 
 __all__ = [
     "LOG_LIMIT",
@@ -61,7 +61,7 @@ _log = logging.getLogger(__name__)
 
 def is_builtin(program_id: str) -> bool:
     """Whether ``program_id`` names a built-in program (``sampler``, ``estimator``)."""
-    from qrt_apply.server.primitives import BUILTIN_PROGRAMS
+    from qrt_apply.engine.primitives import BUILTIN_PROGRAMS
 
     return program_id in BUILTIN_PROGRAMS
 
@@ -331,7 +331,7 @@ class LocalExecutor:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
         return subprocess.Popen(
-            [self.python, "-m", "qrt_apply.server.childrun", str(jobdir)],
+            [self.python, "-m", "qrt_apply.engine.childrun", str(jobdir)],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -1,6 +1,6 @@
-"""Child-process entry point of the local executor: ``python -m qrt_apply.server.childrun JOBDIR``.
+"""Child-process entry point of the local executor: ``python -m qrt_apply.engine.childrun JOBDIR``.
 
-The parent (``server/executor.py``) prepares JOBDIR and owns everything else (database, deadline,
+The parent (``engine/executor.py``) prepares JOBDIR and owns everything else (database, deadline,
 cancellation). The channel is the directory:
 
 * in: ``job.json`` (``job_id``, ``program_id``, ``builtin``, ``backend``, ``log_level``,
@@ -91,7 +91,7 @@ def _count_circuits(params: dict[str, Any]) -> int:
 def run_job(jobdir: Path, spec: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """Execute the job described by ``spec``; returns (result text, metrics)."""
     from qrt_apply.runtime import encoding
-    from qrt_apply.server import backends
+    from qrt_apply.engine import backends
 
     params = encoding.loads((jobdir / "params.json").read_text(encoding="utf-8"))
     if not isinstance(params, dict):
@@ -99,7 +99,7 @@ def run_job(jobdir: Path, spec: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     backend_name = backends.canonical_name(spec["backend"])
     metrics: dict[str, Any] = {}
     if spec["builtin"]:
-        from qrt_apply.server.primitives import execute_builtin
+        from qrt_apply.engine.primitives import execute_builtin
 
         value = execute_builtin(spec["program_id"], params, backend_name)
         metrics["num_circuits"] = metrics["executions"] = _count_circuits(params)
@@ -130,7 +130,7 @@ def _write_result(jobdir: Path, outcome: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m qrt_apply.server.childrun JOBDIR", file=sys.stderr)
+        print("usage: python -m qrt_apply.engine.childrun JOBDIR", file=sys.stderr)
         return 2
     jobdir = Path(args[0])
     spec = json.loads((jobdir / "job.json").read_text(encoding="utf-8"))

@@ -27,9 +27,9 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from qrt_apply.server.aer_exec import AerExecution, RunSettings
-from qrt_apply.server.circuits import bad_input, parse_circuit, parse_observables
-from qrt_apply.server.primitives import check_shots, parse_options
+from qrt_apply.engine.aer_exec import AerExecution, RunSettings
+from qrt_apply.engine.circuits import bad_input, parse_circuit, parse_observables
+from qrt_apply.engine.primitives import check_shots, parse_options
 
 __all__ = ["V1_DEFAULT_SHOTS", "run_v1"]
 

@@ -44,8 +44,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from qrt_apply.server.aer_exec import MAX_SHOTS, AerExecution, RunSettings, jsonable, nested
-from qrt_apply.server.circuits import (
+from qrt_apply.engine.aer_exec import MAX_SHOTS, AerExecution, RunSettings, jsonable, nested
+from qrt_apply.engine.circuits import (
     bad_input,
     parse_circuit,
     parse_observables,
@@ -82,7 +82,7 @@ def execute_builtin(program_id: str, params: Mapping[str, Any], backend_name: st
     if "pubs" in params:
         return _run_v2(program_id, params, backend_name)
     if "circuits" in params:
-        from qrt_apply.server.primitives_v1 import run_v1
+        from qrt_apply.engine.primitives_v1 import run_v1
 
         return run_v1(program_id, params, backend_name)
     raise bad_input(f"{program_id} inputs need 'pubs' (V2 primitives) or 'circuits' (V1)")
