@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from qrt_apply.runtime.base import BackendInfo
 from qrt_apply.engine import backends
+from qrt_apply.runtime.base import BackendInfo
 
 from support.oldclient import require_old_python
 

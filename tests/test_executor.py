@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from qrt_apply.runtime.base import JobInfo
 from qrt_apply.engine.executor import LocalExecutor, runner_alive, this_runner
 from qrt_apply.engine.service import RuntimeService
 from qrt_apply.engine.store import Store
+from qrt_apply.runtime.base import JobInfo
 
 PROGRAMS = Path(__file__).parent / "programs"
 OWNER = "user-test"

@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from qrt_apply.engine.primitives import BUILTIN_PROGRAMS, execute_builtin
 from qrt_apply.errors import RuntimeApiError
 from qrt_apply.runtime.encoding import dumps, loads
-from qrt_apply.engine.primitives import BUILTIN_PROGRAMS, execute_builtin
 
 from projects import BELL
 from support.oldclient import require_old_python

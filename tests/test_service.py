@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from qrt_apply.errors import ConflictError, NotFoundError, RuntimeApiError
 from qrt_apply.engine.service import BUILTIN_COST, RESERVED_PROGRAM_IDS, RuntimeService
 from qrt_apply.engine.store import Store
+from qrt_apply.errors import ConflictError, NotFoundError, RuntimeApiError
 
 SOURCE = "def main(backend, user_messenger, **kwargs):\n    return kwargs\n"
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from qrt_apply.errors import ConflictError, NotFoundError
 from qrt_apply.engine import records
 from qrt_apply.engine import store as store_module
 from qrt_apply.engine.records import JobQuery, JobRecord, ProgramRecord, utc_now
 from qrt_apply.engine.store import SCHEMA_VERSION, Store
+from qrt_apply.errors import ConflictError, NotFoundError
 
 
 @pytest.fixture

@@ -90,8 +90,8 @@ def _count_circuits(params: dict[str, Any]) -> int:
 
 def run_job(jobdir: Path, spec: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """Execute the job described by ``spec``; returns (result text, metrics)."""
-    from qrt_apply.runtime import encoding
     from qrt_apply.engine import backends
+    from qrt_apply.runtime import encoding
 
     params = encoding.loads((jobdir / "params.json").read_text(encoding="utf-8"))
     if not isinstance(params, dict):

@@ -17,12 +17,12 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from qrt_apply.errors import ConflictError, NotFoundError, RuntimeApiError
-from qrt_apply.runtime.base import FINAL_STATUSES, BackendInfo, JobInfo, ProgramInfo
 from qrt_apply.engine import backends
 from qrt_apply.engine.executor import Executor, is_builtin
 from qrt_apply.engine.records import JobQuery, JobRecord, ProgramRecord, format_time, utc_now
 from qrt_apply.engine.store import Store
+from qrt_apply.errors import ConflictError, NotFoundError, RuntimeApiError
+from qrt_apply.runtime.base import FINAL_STATUSES, BackendInfo, JobInfo, ProgramInfo
 
 __all__ = ["BUILTIN_COST", "RESERVED_PROGRAM_IDS", "RuntimeService"]
 

@@ -21,7 +21,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from qrt_apply.errors import ConflictError, NotFoundError
 from qrt_apply.engine.records import (
     JobQuery,
     JobRecord,
@@ -30,6 +29,7 @@ from qrt_apply.engine.records import (
     UserRecord,
     utc_now,
 )
+from qrt_apply.errors import ConflictError, NotFoundError
 
 __all__ = ["SCHEMA_VERSION", "Store"]
 

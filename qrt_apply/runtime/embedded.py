@@ -19,11 +19,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from qrt_apply.errors import RuntimeApiError
-from qrt_apply.runtime.base import BackendInfo, JobInfo, ProgramInfo, Target
 from qrt_apply.engine.executor import LocalExecutor
 from qrt_apply.engine.service import RuntimeService
 from qrt_apply.engine.store import Store
+from qrt_apply.errors import RuntimeApiError
+from qrt_apply.runtime.base import BackendInfo, JobInfo, ProgramInfo, Target
 
 __all__ = ["DB_FILE", "LOCAL_USER", "EmbeddedRuntime"]
 

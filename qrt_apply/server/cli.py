@@ -139,10 +139,10 @@ def serve(
     """Serve the Qiskit Runtime program REST API (auth base /api, runtime base /runtime)."""
     import uvicorn
 
-    from qrt_apply.server.app import create_app
     from qrt_apply.engine.executor import LocalExecutor
-    from qrt_apply.server.serverdb import ServerDB
     from qrt_apply.engine.service import RuntimeService
+    from qrt_apply.server.app import create_app
+    from qrt_apply.server.serverdb import ServerDB
 
     if bool(ssl_certfile) != bool(ssl_keyfile):
         raise ConfigError("--ssl-certfile and --ssl-keyfile go together")

@@ -15,8 +15,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from qrt_apply.errors import NotFoundError
 from qrt_apply.engine import backends
+from qrt_apply.errors import NotFoundError
 from qrt_apply.server.auth import with_user
 from qrt_apply.server.context import call, context
 from qrt_apply.server.wire import field_bool, no_content, read_json
