@@ -13,6 +13,8 @@ Server-side execution module: qiskit is imported inside the functions.
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -55,27 +57,29 @@ class AerExecution:
             self.backend: Any = AerSimulator(noise_model=settings.noise_model)
             self.shot_based = True
         else:
-            self.backend = backends.make_backend(backend_name)
+            self.backend = _shared_backend(self.canonical)
             self.shot_based = backends.backend_info(backend_name).noisy
         self._pass_manager: Any = None
 
     def transpile(self, circuit: Any, where: str) -> Any:
         """``circuit`` rewritten for the backend (its basis gates and coupling map)."""
         if self._pass_manager is None:
-            from qiskit.transpiler import generate_preset_pass_manager
-
-            options = dict(self.settings.transpile_options)
-            if "coupling_map" in options or "basis_gates" in options:
-                # simulated device constraints (V1 simulator options) replace the backend's target
-                options.setdefault("basis_gates", backends.configuration(self.name)["basis_gates"])
-            else:
-                options["backend"] = self.backend
+            settings = self.settings
+            seed = settings.seed if settings.seed is not None else 0
+            options = dict(settings.transpile_options)
             try:
-                self._pass_manager = generate_preset_pass_manager(
-                    optimization_level=self.settings.optimization_level,
-                    seed_transpiler=self.settings.seed if self.settings.seed is not None else 0,
-                    **options,
-                )
+                key = json.dumps(options, sort_keys=True)
+            except (TypeError, ValueError):
+                key = None  # not plain JSON (decoded arrays): built for this job only
+            try:
+                if settings.noise_model is None and key is not None:
+                    self._pass_manager = _shared_pass_manager(
+                        self.canonical, self.name, settings.optimization_level, seed, key
+                    )
+                else:
+                    self._pass_manager = _make_pass_manager(
+                        self.backend, self.name, settings.optimization_level, seed, options
+                    )
             except Exception as exc:  # bad layout/routing method names, bad initial layout
                 raise bad_input(f"invalid transpilation settings: {exc}") from None
         try:
@@ -124,6 +128,37 @@ class AerExecution:
 
             estimator = EstimatorV2(options={"run_options": {"seed_simulator": seed}})
         return _run(estimator, list(pubs))
+
+
+# A warm worker runs many jobs: building a backend and its preset pass manager costs tens of
+# milliseconds (AerSimulator rebuilds its Target on every access), more than a small job itself.
+# Both are reused, keyed by everything that shapes them; neither is changed by a run.
+@functools.lru_cache(maxsize=16)
+def _shared_backend(canonical: str) -> Any:
+    return backends.make_backend(canonical)
+
+
+@functools.lru_cache(maxsize=64)
+def _shared_pass_manager(
+    canonical: str, name: str, optimization_level: int, seed: int, options_json: str
+) -> Any:
+    options = json.loads(options_json)
+    return _make_pass_manager(_shared_backend(canonical), name, optimization_level, seed, options)
+
+
+def _make_pass_manager(
+    backend: Any, name: str, optimization_level: int, seed: int, options: dict[str, Any]
+) -> Any:
+    from qiskit.transpiler import generate_preset_pass_manager
+
+    if "coupling_map" in options or "basis_gates" in options:
+        # simulated device constraints (V1 simulator options) replace the backend's target
+        options.setdefault("basis_gates", backends.configuration(name)["basis_gates"])
+    else:
+        options["target"] = backend.target  # read once: each access rebuilds it
+    return generate_preset_pass_manager(
+        optimization_level=optimization_level, seed_transpiler=seed, **options
+    )
 
 
 def _run(primitive: Any, pubs: list[Any]) -> Any:
