@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -155,3 +157,40 @@ def test_interim_reader_takes_whole_lines_and_skips_junk(tmp_path: Path) -> None
     path.write_text("x" * 2000 + "\n")
     with pytest.raises(ValueError):
         InterimReader(path, limit=1000).read()
+
+
+def worker_pids() -> list[int]:
+    """This process's warm built-in workers."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+            parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if b"qrt_apply.engine.worker" in args and parent == os.getpid():
+            found.append(int(proc.name))
+    return found
+
+
+def test_a_dead_worker_fails_its_job_and_is_replaced(store: Store) -> None:
+    service = service_with(store, "auto")
+    try:
+        first = service.run(OWNER, "sampler", json.dumps({"pubs": [[BELL]]}))
+        assert wait_final(service, first.id).status == "COMPLETED"  # the worker is warm now
+        (pid,) = worker_pids()
+        # a job long enough to be running when its worker is killed
+        ghz = {"library": "ghz", "num_qubits": 22, "measure_all": True}
+        slow = service.run(OWNER, "sampler", json.dumps({"pubs": [[ghz, None, 100_000]] * 50}))
+        deadline = time.monotonic() + 60
+        while service.job(OWNER, slow.id).status != "RUNNING" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(pid, signal.SIGKILL)
+        done = wait_final(service, slow.id)
+        assert done.status == "FAILED", service.job_result(OWNER, slow.id)[-500:]
+        assert "worker process died" in service.job_result(OWNER, slow.id)
+        after = service.run(OWNER, "sampler", json.dumps({"pubs": [[BELL]]}))
+        assert wait_final(service, after.id).status == "COMPLETED"
+        assert worker_pids() and pid not in worker_pids()
+    finally:
+        service.close()

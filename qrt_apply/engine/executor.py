@@ -402,6 +402,9 @@ class LocalExecutor:
                 metrics = frame.get("metrics") or {}
                 return _Outcome(frame["status"], result=frame["result"], metrics=metrics), logs
             reason = frame
+        if reason not in _STOPS:
+            _log.error("a built-in worker died running job %s: %s", job.id, worker.stderr_tail())
+        worker.kill()
         slot.worker = WarmWorker(self.python, threads=self.threads)  # the old one is dead
         if reason in _STOPS:
             return _STOPS[reason], ""

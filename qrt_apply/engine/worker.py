@@ -26,6 +26,7 @@ import signal
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Callable
@@ -72,15 +73,28 @@ class WarmWorker:
     def __init__(self, python: str, *, threads: int = 1) -> None:
         env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS=str(threads))
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
+        # the worker's own stderr (not a job's output) is kept for the operator's log if it dies
+        self._stderr = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
             [python, "-m", "qrt_apply.engine.worker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=self._stderr,
             env=env,
             start_new_session=True,
         )
         self._ready = False
+        self._last_stderr = ""
+
+    def stderr_tail(self, limit: int = 4000) -> str:
+        """The end of what the worker process itself wrote to stderr (for the server's log)."""
+        if self._stderr.closed:
+            return self._last_stderr
+        with contextlib.suppress(OSError, ValueError):
+            size = self._stderr.seek(0, os.SEEK_END)
+            self._stderr.seek(max(0, size - limit))
+            return self._stderr.read().decode("utf-8", errors="replace")
+        return ""
 
     @property
     def alive(self) -> bool:
@@ -136,7 +150,9 @@ class WarmWorker:
         except (ProcessLookupError, PermissionError):
             pass
         self.proc.wait()
-        for stream in (self.proc.stdin, self.proc.stdout):
+        if not self._stderr.closed:
+            self._last_stderr = self.stderr_tail()
+        for stream in (self.proc.stdin, self.proc.stdout, self._stderr):
             if stream is not None:
                 with contextlib.suppress(OSError):
                     stream.close()
