@@ -4,11 +4,21 @@ and ownership, ids, validation, job filters and paging, cancellation, sessions, 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
-from qrt_apply.engine.service import BUILTIN_COST, RESERVED_PROGRAM_IDS, RuntimeService
+from qrt_apply.engine.records import JobQuery
+from qrt_apply.engine.service import (
+    BUILTIN_COST,
+    MAX_ROWS,
+    MAX_SECONDS,
+    RESERVED_PROGRAM_IDS,
+    RuntimeService,
+)
 from qrt_apply.engine.store import Store
 from qrt_apply.errors import ConflictError, NotFoundError, RuntimeApiError
 
@@ -305,3 +315,89 @@ def test_backends_list_aliases(service: RuntimeService) -> None:
     names = [b.name for b in service.backends()]
     assert "aer_simulator" in names and "ibmq_qasm_simulator" in names
     assert service.canonical_backend("ibmq_qasm_simulator") == "aer_simulator"
+
+
+# -- range and text checks shared by qrt serve and the embedded runtime ------------------------
+
+
+def _refused(words: str, call: Callable[..., object], *args: Any, **kwargs: Any) -> None:
+    """``call(*args, **kwargs)`` is a 400 whose message says ``words``."""
+    with pytest.raises(RuntimeApiError) as caught:
+        call(*args, **kwargs)
+    assert caught.value.status == 400 and words in caught.value.message, caught.value.message
+
+
+def test_seconds_and_paging_outside_their_range_are_refused(
+    service: RuntimeService, executor: FakeExecutor, store: Store
+) -> None:
+    huge = 2**63
+    _refused("from 1 to", _upload, service, "alice", max_execution_time=huge)
+    _refused("from 1 to", _upload, service, "alice", max_execution_time=True)
+    pid = _upload(service, "alice", max_execution_time=MAX_SECONDS)  # the bound itself is fine
+    _refused(
+        "max_execution_time must be a whole number from 1 to",
+        service.update_program_metadata,
+        "alice",
+        pid,
+        max_execution_time=MAX_SECONDS + 1,
+    )
+    _refused("(cost)", service.run, "alice", "sampler", "{}", cost=huge)
+    _refused(
+        "session max_time",
+        service.run,
+        "alice",
+        "sampler",
+        "{}",
+        start_session=True,
+        session_time=huge,
+    )
+    _refused("offset", service.programs, "alice", offset=huge)
+    _refused("limit", service.jobs, "alice", limit=MAX_ROWS + 1)
+    _refused("offset", service.jobs, "alice", offset=-1)
+    assert executor.submitted == [] and store.list_jobs("alice", JobQuery())[1] == 0
+    assert service.jobs("alice", limit=MAX_ROWS, offset=MAX_ROWS) == ([], 0)
+
+
+def test_time_filters_out_of_range_are_refused(service: RuntimeService) -> None:
+    job = service.run("alice", "sampler", "{}")
+    late = datetime(9999, 12, 31, 23, 59, tzinfo=timezone(timedelta(hours=-1)))
+    early = datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1)))
+    _refused("out of range", service.jobs, "alice", created_before=late)
+    _refused("out of range", service.jobs, "alice", created_after=early)
+    _refused("range", service.jobs, "alice", created_after="9999-12-31T23:59:59-01:00")
+    _refused("before the year 1000", service.jobs, "alice", created_after="0999-01-01")
+    _refused("ISO 8601", service.jobs, "alice", created_after="yesterday")
+    found, _ = service.jobs("alice", created_after="1000-01-01", created_before="9999-12-31")
+    assert [j.id for j in found] == [job.id]  # the edges of the range still filter
+
+
+def test_text_that_cannot_be_stored_is_refused_before_the_store(
+    service: RuntimeService, executor: FakeExecutor, store: Store
+) -> None:
+    lone = "\ud800"
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"name": "p" + lone}, "surrogate"),
+        ({"name": "p\x00"}, "NUL"),
+        ({"source": SOURCE + "# \x00"}, "NUL"),
+        ({"description": lone}, "surrogate"),
+        ({"spec": {"x": float("nan")}}, "NaN"),
+        ({"spec": {lone: 1}}, "surrogate"),
+    ]
+    for fields, words in cases:
+        _refused(words, _upload, service, "alice", **fields)
+    assert service.programs("alice") == ([], 0)
+    pid = _upload(service, "alice", description="\U0001f600")  # a real emoji is text
+    _refused("surrogate", service.update_program_data, "alice", pid, SOURCE + lone)
+    _refused("surrogate", service.update_program_metadata, "alice", pid, name=lone)
+    _refused("NaN", service.update_program_metadata, "alice", pid, spec={"x": [1e999]})
+    _refused("program_id", service.run, "alice", lone, "{}")
+    _refused("tag", service.run, "alice", "sampler", "{}", tags=["ok", lone])
+    _refused("session_id", service.run, "alice", "sampler", "{}", session_id=lone)
+    _refused("job params", service.run, "alice", "sampler", '{"x": "' + lone + '"}')
+    _refused("job params must be JSON", service.run, "alice", "sampler", "[" * 100_000)
+    _refused("tag", service.jobs, "alice", tags=[lone])
+    _refused("NUL", service.jobs, "alice", program_id="p\x00")
+    assert executor.submitted == [] and store.list_jobs("alice", JobQuery())[1] == 0
+    job = service.run("alice", "sampler", "{}")
+    _refused("surrogate", service.update_job_tags, "alice", job.id, [lone])
+    assert service.job("alice", job.id).tags == ()

@@ -33,6 +33,7 @@ from qrt_apply.server.wire import (
     field_str_list,
     job_to_wire,
     no_content,
+    parse_json,
     query_bool,
     query_datetime,
     query_int,
@@ -49,10 +50,7 @@ def _params_text(body: dict[str, Any]) -> str:
     if params is None:
         params = {}
     if isinstance(params, str):  # already serialised: keep it exactly as received
-        try:
-            decoded = json.loads(params)
-        except ValueError:
-            raise bad_request("'params' is not valid JSON") from None
+        decoded = parse_json(params, "'params'")
         if not isinstance(decoded, dict):
             raise bad_request("'params' must be a JSON object")
         return params

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -26,6 +25,7 @@ from qrt_apply.server.wire import (
     field_int,
     field_str,
     no_content,
+    parse_json,
     program_to_wire,
     query_int,
     read_json,
@@ -100,10 +100,7 @@ async def get_program(request: Request, user: str) -> Response:
 async def update_program_data(request: Request, user: str) -> Response:
     text = (await read_text(request)).strip()
     if text.startswith('"'):  # a JSON string, as a careful client would send it
-        try:
-            text = json.loads(text)
-        except ValueError:
-            raise bad_request("request body must be the program's base64 text") from None
+        text = parse_json(text, "request body (the program's base64 text)")
         if not isinstance(text, str):
             raise bad_request("request body must be the program's base64 text")
     await call(

@@ -6,11 +6,16 @@ the ``Content-Type`` header says (the old clients send none, or a stale
 input is always a 4xx (the old clients retry 5xx, even on ``POST /jobs``). Input problems raise
 ``RuntimeApiError(status=400)``; the app's exception handlers turn every ``QrtError`` into the
 error body.
+
+Every JSON text a client sends goes through ``parse_json``: at most ``MAX_JSON_DEPTH`` levels deep
+and only valid Unicode strings, so no later ``json.dumps``, SQLite bind or UTF-8 answer can fail on
+it. Range checks of the values themselves (seconds, paging, times, text) are the service's.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +31,7 @@ from qrt_apply.runtime.base import JobInfo, ProgramInfo
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "HGP",
+    "MAX_JSON_DEPTH",
     "MAX_PAGE",
     "BodyLimitMiddleware",
     "EncodedJSONResponse",
@@ -38,6 +44,7 @@ __all__ = [
     "field_str_list",
     "job_to_wire",
     "no_content",
+    "parse_json",
     "program_to_wire",
     "query_bool",
     "query_datetime",
@@ -49,10 +56,16 @@ __all__ = [
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 MAX_PAGE = 1000  # largest page a list answers; the clients page on with ``count``
 HGP = ("ibm-q", "open", "main")  # the one hub/group/project every user belongs to
+# Deepest JSON nesting accepted: real bodies (PUBs, observables, specs) nest a handful of levels,
+# and the bound keeps every later recursive walk (json.dumps, the job's decoder) far from the stack
+# limit.
+MAX_JSON_DEPTH = 64
 
 
 def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
     """The error body both old clients parse: ``{"error": {"message", "code"}}``."""
+    # A message quoting client text must not turn an error answer into a UTF-8 encoding failure.
+    message = message.encode("utf-8", "backslashreplace").decode("utf-8")
     body = {"error": {"message": message, "code": status}}
     return JSONResponse(body, status_code=status, headers=dict(headers or {}))
 
@@ -128,17 +141,71 @@ async def read_text(request: Request) -> str:
         raise bad_request("request body is not UTF-8 text") from None
 
 
+def parse_json(text: str, what: str = "request body") -> Any:
+    """``text`` as JSON, or 400: invalid, deeper than ``MAX_JSON_DEPTH``, or with a string that
+    is not valid Unicode (a lone surrogate such as ``"\\ud800"``, which UTF-8 cannot encode).
+
+    Every step runs at C speed, so that a hostile 10 MB body costs about what parsing it does."""
+    if not _is_unicode(text):
+        raise bad_request(f"{what} is not valid Unicode text (it has a lone surrogate)")
+    if _nested_too_deep(text):
+        raise _too_deep(what)
+    try:
+        value = json.loads(text)
+    except RecursionError:  # no JSON, yet deep enough to exhaust the parser ("[" * 5000)
+        raise _too_deep(what) from None
+    except ValueError as exc:
+        raise bad_request(f"{what} is not valid JSON: {exc}") from None
+    # Only a \uD800-\uDFFF escape can put a lone surrogate into a string; writing the value back
+    # as UTF-8 finds one anywhere in it (the depth is bounded by now, so this cannot recurse far).
+    if _SURROGATE_ESCAPE.search(text) and not _is_unicode(json.dumps(value, ensure_ascii=False)):
+        raise bad_request(f"{what} has a string with a lone surrogate (not valid Unicode)")
+    return value
+
+
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_SQUARE = str.maketrans("{}", "[]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _too_deep(what: str) -> RuntimeApiError:
+    return bad_request(f"{what} is nested deeper than {MAX_JSON_DEPTH} levels")
+
+
+def _is_unicode(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _nested_too_deep(text: str) -> bool:
+    """Whether JSON ``text`` nests deeper than ``MAX_JSON_DEPTH``, found before it is parsed. Of
+    its brackets outside strings, each pass drops the innermost pairs: one level per pass."""
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return False
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text)).translate(_SQUARE)
+    for _ in range(MAX_JSON_DEPTH):
+        inner = brackets.replace("[]", "")
+        if inner == brackets:
+            return False  # all gone within the bound, or not JSON (json.loads says so)
+        brackets = inner
+    return bool(brackets)
+
+
 async def read_json(request: Request, *, allow_empty: bool = False) -> dict[str, Any]:
-    """The body as a JSON object, ignoring Content-Type. An empty body is ``{}`` if allowed."""
+    """The body as a JSON object (see ``parse_json``), ignoring Content-Type. An empty body is
+    ``{}`` if allowed."""
     text = await read_text(request)
     if not text.strip():
         if allow_empty:
             return {}
         raise bad_request("request body must be a JSON object")
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise bad_request(f"request body is not valid JSON: {exc}") from None
+    value = parse_json(text)
     if not isinstance(value, dict):
         raise bad_request("request body must be a JSON object")
     return value
@@ -177,7 +244,8 @@ def query_bool(request: Request, name: str, default: bool | None) -> bool | None
 
 
 def query_datetime(request: Request, name: str) -> datetime | None:
-    """An ISO 8601 time as an aware UTC datetime (a naive one is taken as UTC)."""
+    """An ISO 8601 time, aware (a naive one is taken as UTC). Its range is checked by the service,
+    which moves it to UTC; doing that here could overflow (``9999-12-31T23:59-01:00``)."""
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return None
@@ -185,9 +253,7 @@ def query_datetime(request: Request, name: str) -> datetime | None:
         value = datetime.fromisoformat(raw.strip().replace(" ", "+"))
     except ValueError:
         raise bad_request(f"query parameter {name!r} must be an ISO 8601 date-time") from None
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 # -- body fields --------------------------------------------------------------------------------
