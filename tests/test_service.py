@@ -35,6 +35,10 @@ class FakeExecutor:
     submitted: list[str] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
     shutdowns: list[tuple[bool, float | None]] = field(default_factory=list)
+    refusal: str | None = None  # why uploaded programs cannot run (None: they can)
+
+    def program_refusal(self) -> str | None:
+        return self.refusal
 
     def submit(self, job_id: str) -> None:
         self.submitted.append(job_id)
@@ -401,3 +405,16 @@ def test_text_that_cannot_be_stored_is_refused_before_the_store(
     job = service.run("alice", "sampler", "{}")
     _refused("surrogate", service.update_job_tags, "alice", job.id, [lone])
     assert service.job("alice", job.id).tags == ()
+
+
+def test_uploaded_programs_are_refused_where_the_executor_cannot_sandbox_them(
+    service: RuntimeService, executor: FakeExecutor, store: Store
+) -> None:
+    program = service.upload_program("alice", name="p", source=SOURCE, max_execution_time=60).id
+    executor.refusal = "no sandbox here"
+    with pytest.raises(RuntimeApiError) as refused:
+        service.run("alice", program, "{}")
+    assert (refused.value.status, refused.value.message) == (403, "no sandbox here")
+    assert executor.submitted == [] and service.jobs("alice")[1] == 0
+    service.run("alice", "sampler", "{}")  # built-ins are trusted code: still accepted
+    assert len(executor.submitted) == 1

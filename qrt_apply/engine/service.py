@@ -311,6 +311,9 @@ class RuntimeService:
         if is_builtin(program_id):
             limit = cost or BUILTIN_COST
         else:
+            refusal = self.executor.program_refusal()
+            if refusal is not None:
+                raise RuntimeApiError(refusal, status=403)
             program_limit = self._visible_program(owner, program_id).max_execution_time
             limit = min(cost, program_limit) if cost else program_limit
         self.canonical_backend(backend)
