@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -82,6 +83,8 @@ class Applier:
         self.sleep = sleep
         self.report = ApplyReport()
         self._jobs: dict[str, JobSpec] = {job.address: job for job in desired.jobs()}
+        # Set when a parallel stage is left early (Ctrl-C): tasks under way submit no more jobs.
+        self._stop = threading.Event()
 
     # --- driver -------------------------------------------------------------------------------
     def apply(self, plan: Plan) -> ApplyReport:
@@ -116,6 +119,9 @@ class Applier:
                     errors.append(exc)
             if errors:
                 raise errors[0]
+        except BaseException:
+            self._stop.set()
+            raise
         finally:
             # On Ctrl-C: let calls already under way finish and be recorded, start no new ones.
             pool.shutdown(wait=True, cancel_futures=True)
@@ -223,6 +229,8 @@ class Applier:
         def session_batch(group: list[Action]) -> None:
             session_id: str | None = None
             for action in group:
+                if self._stop.is_set():
+                    break
                 info = self._job_action(
                     action, session_id=session_id, start_session=session_id is None
                 )
@@ -251,6 +259,8 @@ class Applier:
                 self.lock.update_job(action.address, id=adopt, status="QUEUED")
                 self.console.step(action.address, f"adopted {adopt}")
             return None
+        if self._stop.is_set():
+            return None  # interrupted: the job keeps its old record and the next apply runs it
         previous = self.lock.job(action.address) or {}
         tag = f"{SUBMIT_TAG_PREFIX}{secrets.token_hex(16)}"
         record: dict[str, Any] = {

@@ -1,12 +1,14 @@
 """The ``qrt`` command line: a click group, the one place where errors become exit codes.
 
 Exit codes follow Terraform: 0 success (no changes), 1 any error (usage errors included),
-2 success with changes pending (``plan --detailed-exitcode``).
+2 success with changes pending (``plan --detailed-exitcode``), 130 interrupted (Ctrl-C), however
+many times and wherever the interrupt lands.
 """
 
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 import traceback
 from collections.abc import Sequence
@@ -31,6 +33,7 @@ class AppContext:
     account: str | None = None
     debug: bool = False
     _runtime: Runtime | None = field(default=None, repr=False)
+    _interrupted: bool = field(default=False, repr=False)
 
     def project(self) -> Any:
         from qrt_apply.project import load_project
@@ -46,8 +49,34 @@ class AppContext:
             self._runtime = open_runtime(
                 project.root, account=self.account, config=project.config, read_only=read_only
             )
-            click.get_current_context().find_root().call_on_close(self._runtime.close)
+            click.get_current_context().find_root().call_on_close(self._close_runtime)
         return self._runtime
+
+    def interrupted(self) -> bool:
+        """Note a Ctrl-C the command caught. The runtime then closes as an interrupted one: the
+        embedded runtime hands the jobs it runs over at once and starts nothing in the background
+        (they wait for the next apply or refresh). True when such jobs may have been stopped."""
+        self._interrupted = True
+        return hasattr(self._runtime, "hand_over_on_close")
+
+    def _close_runtime(self) -> None:
+        runtime = self._runtime
+        if runtime is None:
+            return
+        # Also a Ctrl-C the command did not catch: it is in flight while click closes the context.
+        if self._interrupted or _is_interrupt(sys.exc_info()[1]):
+            hand_over = getattr(runtime, "hand_over_on_close", None)
+            if hand_over is not None:
+                hand_over(detach=False)
+        runtime.close()
+
+
+def _is_interrupt(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is a Ctrl-C, also as the ``click.Abort`` that click (or its prompt) makes of
+    it; an Abort from end of input at a prompt is not one."""
+    if isinstance(exc, click.Abort):
+        exc = exc.__cause__ or exc.__context__
+    return isinstance(exc, KeyboardInterrupt)
 
 
 class QrtGroup(click.Group):
@@ -81,9 +110,13 @@ class QrtGroup(click.Group):
         except click.ClickException as exc:
             exc.show()
             code = 1
-        except click.Abort:
-            click.echo("Aborted.", err=True)
-            code = 1
+        except (click.Abort, KeyboardInterrupt) as exc:
+            if _is_interrupt(exc):
+                click.echo("Interrupted.", err=True)
+                code = 130
+            else:
+                click.echo("Aborted.", err=True)
+                code = 1
         except QrtError as exc:
             if debug:
                 traceback.print_exc()
@@ -143,4 +176,16 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def main() -> None:
-    cli.main(prog_name="qrt")
+    """The ``qrt`` program: runs one command in this process, then exits with its status."""
+    try:
+        cli.main(prog_name="qrt")
+        code: Any = 0
+    except SystemExit as exc:
+        code = exc.code
+    except KeyboardInterrupt:  # a second Ctrl-C while the first one's message was printed
+        code = 130
+    if code == 130:
+        # Interrupted and on the way out: a further Ctrl-C must not turn the interpreter's
+        # shutdown into a traceback and another exit status.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(code)

@@ -36,6 +36,12 @@ _replace_opt = click.option(
 _prune_opt = click.option(
     "--prune", is_flag=True, help="Delete programs (and forget jobs) gone from the manifests."
 )
+# After Ctrl-C the embedded runtime stops the jobs it runs: nothing keeps running once qrt has
+# exited, and the lockfile already says where each job stands.
+_STOPPED_JOBS = (
+    "Jobs the embedded runtime was running were stopped and queued again; "
+    "`qrt apply` or `qrt refresh` runs them."
+)
 _parallelism_opt = click.option(
     "--parallelism",
     type=click.IntRange(1, 64),
@@ -247,19 +253,23 @@ def apply(
                 return 1
         click.echo("")
         runtime = app.open_runtime()
-        if not wait and hasattr(runtime, "close_timeout"):
-            # The embedded runtime lives in this process: hand its jobs over at exit, so that the
-            # next `qrt refresh` (or apply) runs them to completion.
-            runtime.close_timeout = 0
+        hand_over = getattr(runtime, "hand_over_on_close", None)
+        if not wait and hand_over is not None:
+            # The embedded runtime lives in this process: at exit it hands its jobs over to a
+            # detached runner, which runs them to completion; `qrt refresh` collects them.
+            hand_over(detach=True)
         applier = Applier(runtime, lock, desired, TerminalConsole(), parallelism=workers, wait=wait)
         try:
             report = applier.apply(result)
         except KeyboardInterrupt:
+            stopped = app.interrupted()
             click.echo(
                 "\nInterrupted. qrt.lock keeps everything done so far; run `qrt apply` again to "
                 "continue (no completed job is rerun, no submitted job is submitted twice).",
                 err=True,
             )
+            if stopped:
+                click.echo(_STOPPED_JOBS, err=True)
             return 130
     done = ", ".join(f"{n} {kind}" for kind, n in sorted(report.done.items())) or "nothing"
     click.echo(f"\nApply complete: {done}.")
@@ -298,7 +308,14 @@ def refresh(app: Any, parallelism: int | None) -> int:
             TerminalConsole(),
             parallelism=parallelism or project.parallelism,
         )
-        report = applier.apply(Plan(actions=waits, target=full.target))
+        try:
+            report = applier.apply(Plan(actions=waits, target=full.target))
+        except KeyboardInterrupt:
+            stopped = app.interrupted()
+            click.echo("\nInterrupted. qrt.lock keeps the results collected so far.", err=True)
+            if stopped:
+                click.echo(_STOPPED_JOBS, err=True)
+            return 130
     click.echo(f"Collected {len(report.finished)} job(s).")
     return 1 if report.failed else 0
 

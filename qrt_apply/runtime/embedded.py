@@ -9,12 +9,17 @@ process holding it is dead.
 ``close()`` lets the jobs this process holds finish for up to ``close_timeout`` seconds (None: as
 long as they take), then hands the rest over: their child processes are killed and the jobs go back
 to QUEUED with no runner, so the next process that looks at one (``qrt refresh``) runs it again.
-``qrt apply --no-wait`` should therefore pass ``close_timeout=0``.
+With ``detach_on_close`` (``qrt apply --no-wait``: ``close_timeout=0``) the jobs handed over are
+run at once by a detached runner process (``engine/runner.py``), so the command returns while they
+still run. An interrupted process (Ctrl-C) hands its jobs over at once and starts no runner.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -41,6 +46,7 @@ class EmbeddedRuntime:
         display_url: str = ".qrt",
         workers: int = 2,
         close_timeout: float | None = None,
+        detach_on_close: bool = False,
         read_only: bool = False,
     ) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -49,6 +55,8 @@ class EmbeddedRuntime:
             ignore.write_text("# qrt's embedded runtime state; never committed\n*\n")
         self.data_dir = data_dir
         self.close_timeout = close_timeout
+        self.detach_on_close = detach_on_close
+        self._workers = workers
         self._target = Target("embedded", display_url)
         self._store = Store(data_dir / DB_FILE)
         self._owner = self._store.ensure_user(LOCAL_USER)
@@ -185,15 +193,39 @@ class EmbeddedRuntime:
     def close_session(self, session_id: str) -> None:
         self.service.close_session(self._owner, session_id)
 
-    def close(self) -> None:
-        self._close(self.close_timeout)
+    def hand_over_on_close(self, *, detach: bool) -> None:
+        """Make ``close()`` hand the jobs over at once; with ``detach`` a detached runner then runs
+        them (``apply --no-wait``), without it they wait for the next apply or refresh (Ctrl-C)."""
+        self.close_timeout = 0
+        self.detach_on_close = detach
 
-    def _close(self, timeout: float | None) -> None:
+    def close(self) -> None:
+        self._close(self.close_timeout, detach=self.detach_on_close)
+
+    def _close(self, timeout: float | None, *, detach: bool) -> None:
         if self._closed:
             return
         self._closed = True
-        self.service.close(wait=True, timeout=timeout)
-        self._store.close()
+        interrupted = False
+        if timeout != 0:
+            try:
+                self.service.close(wait=True, timeout=timeout)
+            except KeyboardInterrupt:
+                interrupted = True  # Ctrl-C while waiting for the jobs: hand them over now
+        with _sigint_held_back() as held_back:
+            # A Ctrl-C in the middle would leave jobs half handed over (they would wait for
+            # recovery), and the hand-over takes a moment only: the Ctrl-C is raised after it.
+            self.service.close(wait=False)
+            if detach and not interrupted and not held_back and self._handed_over():
+                from qrt_apply.engine import runner
+
+                runner.start(self.data_dir, workers=self._workers)
+            self._store.close()
+        if interrupted:
+            raise KeyboardInterrupt
+
+    def _handed_over(self) -> bool:
+        return any(job.runner is None for job in self._store.unfinished_jobs())
 
     def __enter__(self) -> EmbeddedRuntime:
         return self
@@ -204,5 +236,26 @@ class EmbeddedRuntime:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        # Interrupted (Ctrl-C): hand the jobs over at once instead of waiting for them.
-        self._close(0 if isinstance(exc, KeyboardInterrupt) else self.close_timeout)
+        if isinstance(exc, KeyboardInterrupt):
+            # Interrupted (Ctrl-C): hand the jobs over at once; no runner starts in the background.
+            self._close(0, detach=False)
+        else:
+            self.close()
+
+
+@contextlib.contextmanager
+def _sigint_held_back() -> Iterator[list[int]]:
+    """Defer SIGINT for the body; yields the list of signals held back, raised again at the end
+    (so that the usual handler turns it into KeyboardInterrupt). Only the main thread receives
+    signals, so elsewhere this does nothing."""
+    held: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield held
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        yield held
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if held:
+        signal.raise_signal(signal.SIGINT)

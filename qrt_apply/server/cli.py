@@ -8,15 +8,24 @@ tokens, idempotency records). There is no default user and no default password: 
 creates the first user with ``qrt users create NAME --data-dir D``, which prints its API token
 once. Errors are ``QrtError``s; the calling CLI turns them into messages and exit codes. Heavy
 modules are imported inside the commands.
+
+Stopping: SIGINT and SIGTERM both stop ``qrt serve`` gracefully and it exits 0. uvicorn closes the
+HTTP side, then running jobs get ``--shutdown-grace`` seconds to finish; the rest are handed over
+(killed, back to QUEUED with no runner) and the next start runs them. A second signal during the
+grace hands over at once.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import signal
 import socket
 import sys
+import threading
+import time
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import click
@@ -25,6 +34,7 @@ from qrt_apply.errors import ConfigError, NotFoundError, QrtError
 
 __all__ = [
     "DEFAULT_DATA_DIR",
+    "DEFAULT_SHUTDOWN_GRACE",
     "SERVER_DB_FILE",
     "STORE_FILE",
     "main",
@@ -36,7 +46,8 @@ __all__ = [
 DEFAULT_DATA_DIR = ".qrt-server"
 STORE_FILE = "runtime.db"  # the same name as the embedded runtime's
 SERVER_DB_FILE = "server.db"
-_SHUTDOWN_GRACE = 5.0
+DEFAULT_SHUTDOWN_GRACE = 5.0
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 
 _data_dir_option = click.option(
@@ -86,6 +97,46 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _StopRequested(BaseException):
+    """SIGINT or SIGTERM arrived. A BaseException, like KeyboardInterrupt, so that no
+    ``except Exception`` on the way swallows it."""
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise _StopRequested(signum)
+
+
+def _on_stop_signals(handler: Any) -> dict[int, Any]:
+    """Install ``handler`` for SIGINT and SIGTERM; returns the previous handlers. Only the main
+    thread may (and only it receives signals): elsewhere, as for uvicorn, nothing is installed."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {sig: signal.signal(sig, handler) for sig in _STOP_SIGNALS}
+
+
+def _hurry_on_signal() -> threading.Event:
+    """From now on a stop signal only sets the returned event (it no longer raises), so that no
+    exception can land in the middle of the hand-over; a second signal thus cuts the grace short."""
+    hurry = threading.Event()
+    _on_stop_signals(lambda signum, frame: hurry.set())
+    return hurry
+
+
+def _close_service(service: Any, executor: Any, grace: float, hurry: threading.Event) -> None:
+    """Let the jobs this server holds finish for up to ``grace`` seconds (or until ``hurry``),
+    then hand the rest over: killed and re-queued with no runner, for the next start.
+
+    Polls instead of one long ``service.close(wait=True, timeout=grace)`` so that ``hurry`` is
+    noticed within a fraction of a second.
+    """
+    deadline = time.monotonic() + grace
+    while not hurry.is_set():
+        left = deadline - time.monotonic()
+        if left <= 0 or executor.wait_idle(min(left, 0.2)):
+            break
+    service.close(wait=False)
+
+
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option(
@@ -125,6 +176,13 @@ def _bind(host: str, port: int) -> socket.socket:
     default="info",
     show_default=True,
 )
+@click.option(
+    "--shutdown-grace",
+    default=DEFAULT_SHUTDOWN_GRACE,
+    type=click.FloatRange(0, None),
+    show_default=True,
+    help="Seconds running jobs get to finish on SIGINT/SIGTERM before they are handed over.",
+)
 def serve(
     host: str,
     port: int,
@@ -135,6 +193,7 @@ def serve(
     ssl_certfile: str | None,
     ssl_keyfile: str | None,
     log_level: str,
+    shutdown_grace: float,
 ) -> None:
     """Serve the Qiskit Runtime program REST API (auth base /api, runtime base /runtime)."""
     import uvicorn
@@ -149,42 +208,64 @@ def serve(
     sock = _bind(host, port)
     store = _open_store(data_dir, create=True)
     db = ServerDB(data_dir / SERVER_DB_FILE)
-    service = RuntimeService(store, LocalExecutor(store, workers=workers))
+    executor = LocalExecutor(store, workers=workers)
+    service = RuntimeService(store, executor)
+    # uvicorn captures SIGINT/SIGTERM while it runs and re-raises them with signal.raise_signal
+    # once it has shut down. With the default SIGTERM action that re-raise would kill the process
+    # before the jobs are handed over, so both signals raise _StopRequested here instead: before
+    # uvicorn runs (a stop during start-up) and after it (its re-raise).
+    previous = _on_stop_signals(_raise_stop)
     try:
-        service.recover()
-        app = create_app(
-            service,
-            store,
-            db,
-            max_body_bytes=max_body_mb * 1024 * 1024,
-            access_ttl=token_ttl,
-            close_on_shutdown=False,
-        )
-        bound = sock.getsockname()
-        shown_host = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
-        base = f"{'https' if ssl_certfile else 'http'}://{shown_host}:{bound[1]}"
-        click.echo(f"qrt serve: listening on {base} (auth URL {base}/api)", err=True)
-        click.echo(f"qrt serve: data directory {data_dir.resolve()}", err=True)
-        if not store.list_users():
+        try:
+            service.recover()
+            app = create_app(
+                service,
+                store,
+                db,
+                max_body_bytes=max_body_mb * 1024 * 1024,
+                access_ttl=token_ttl,
+                close_on_shutdown=False,
+            )
+            bound = sock.getsockname()
+            shown_host = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+            base = f"{'https' if ssl_certfile else 'http'}://{shown_host}:{bound[1]}"
+            click.echo(f"qrt serve: listening on {base} (auth URL {base}/api)", err=True)
+            click.echo(f"qrt serve: data directory {data_dir.resolve()}", err=True)
+            if not store.list_users():
+                click.echo(
+                    f"qrt serve: no users yet; create one with "
+                    f"'qrt users create NAME --data-dir {data_dir}'",
+                    err=True,
+                )
+            config = uvicorn.Config(
+                app,
+                log_level=log_level,
+                ssl_certfile=ssl_certfile,
+                ssl_keyfile=ssl_keyfile,
+                timeout_graceful_shutdown=10,
+                server_header=False,
+            )
+            uvicorn.Server(config).run(sockets=[sock])
+        except _StopRequested:
+            pass  # a stop is a normal end: exit 0 once the jobs are dealt with
+        finally:
+            hurry = _hurry_on_signal()
             click.echo(
-                f"qrt serve: no users yet; create one with "
-                f"'qrt users create NAME --data-dir {data_dir}'",
+                f"qrt serve: stopping; running jobs get up to {shutdown_grace:g} s to finish",
                 err=True,
             )
-        config = uvicorn.Config(
-            app,
-            log_level=log_level,
-            ssl_certfile=ssl_certfile,
-            ssl_keyfile=ssl_keyfile,
-            timeout_graceful_shutdown=10,
-            server_header=False,
-        )
-        uvicorn.Server(config).run(sockets=[sock])
+            _close_service(service, executor, shutdown_grace, hurry)
+            handed = sum(job.runner is None for job in store.unfinished_jobs())
+            click.echo(
+                f"qrt serve: stopped; {handed} unfinished job(s) queued for the next start",
+                err=True,
+            )
+            db.close()
+            store.close()
+            sock.close()
     finally:
-        # running jobs get a few seconds; the rest is handed over and re-queued at the next start
-        service.close(wait=True, timeout=_SHUTDOWN_GRACE)
-        db.close()
-        sock.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @click.group("users")
