@@ -9,6 +9,8 @@ import json
 import logging
 import os
 import signal
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +19,7 @@ import pytest
 
 from qrt_apply.engine.executor import LocalExecutor
 from qrt_apply.engine.jobfiles import InterimReader, read_job_file
-from qrt_apply.engine.sandbox import probe
+from qrt_apply.engine.sandbox import Limits, Sandbox, SandboxPool, probe
 from qrt_apply.engine.service import RuntimeService
 from qrt_apply.engine.store import Store
 from qrt_apply.errors import RuntimeApiError
@@ -194,3 +196,33 @@ def test_a_dead_worker_fails_its_job_and_is_replaced(store: Store) -> None:
         assert worker_pids() and pid not in worker_pids()
     finally:
         service.close()
+
+
+def test_a_pooled_sandbox_outlives_the_thread_that_started_it() -> None:
+    """bwrap ties a sandbox to the thread that started it: a replacement started while one
+    executor thread took a sandbox must still run a job after that thread has ended."""
+    pool = SandboxPool(1, python=sys.executable, limits=Limits(), isolated=probe() is None)
+    taken: list[Sandbox] = []
+    try:
+        helper = threading.Thread(target=lambda: taken.append(pool.take()))
+        helper.start()
+        helper.join()  # its take() started the replacement; the thread is gone now
+        spare = pool.take()
+        taken.append(spare)
+        (spare.jobdir / "program.py").write_text(
+            "def main(backend, user_messenger):\n    return 7\n"
+        )
+        (spare.jobdir / "params.json").write_text("{}")
+        for path in spare.jobdir.iterdir():
+            path.chmod(0o644)
+        spare.go("aer_simulator", None, cpu_seconds=60)
+        deadline = time.monotonic() + 120
+        while not (spare.jobdir / "result.json").exists() and time.monotonic() < deadline:
+            assert spare.proc.poll() is None or (spare.jobdir / "result.json").exists()
+            time.sleep(0.05)
+        result = json.loads((spare.jobdir / "result.json").read_text())
+        assert (result["status"], result["result"]) == ("COMPLETED", "7")
+    finally:
+        for sandbox in taken:
+            sandbox.destroy()
+        pool.close()

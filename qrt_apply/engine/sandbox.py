@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
 import shutil
 import signal
 import subprocess
@@ -290,15 +291,39 @@ class SandboxPool:
         self._ready: deque[Sandbox] = deque()
         self._lock = threading.Lock()
         self._closed = False
+        self._requests: queue.SimpleQueue[queue.SimpleQueue[Sandbox | BaseException] | None]
+        self._requests = queue.SimpleQueue()
+        self._spawner: threading.Thread | None = None
 
     def _start(self) -> Sandbox:
-        return Sandbox(
-            python=self._python,
-            limits=self._limits,
-            bwrap=self._bwrap,
-            uids=self._uids,
-            threads=self._threads,
-        )
+        """A new sandbox, started by the pool's own thread: bwrap's ``--die-with-parent`` ties a
+        sandbox to the *thread* that started it, and an executor thread may end (at shutdown)
+        while a sandbox it started for the pool runs another thread's job."""
+        if self._spawner is None:
+            self._spawner = threading.Thread(target=self._spawn, name="qrt-sandbox-spawner")
+            self._spawner.daemon = True
+            self._spawner.start()
+        reply: queue.SimpleQueue[Sandbox | BaseException] = queue.SimpleQueue()
+        self._requests.put(reply)
+        started = reply.get()
+        if isinstance(started, BaseException):
+            raise started
+        return started
+
+    def _spawn(self) -> None:
+        while (reply := self._requests.get()) is not None:
+            try:
+                reply.put(
+                    Sandbox(
+                        python=self._python,
+                        limits=self._limits,
+                        bwrap=self._bwrap,
+                        uids=self._uids,
+                        threads=self._threads,
+                    )
+                )
+            except BaseException as exc:  # handed to the caller, which raises it
+                reply.put(exc)
 
     def fill(self) -> None:
         """Start sandboxes until ``size`` are waiting."""
@@ -315,8 +340,14 @@ class SandboxPool:
         return sandbox
 
     def close(self) -> None:
+        """Destroy the waiting sandboxes and stop the spawner (sandboxes handed out are their
+        takers' to destroy, which the executor does before it closes the pool)."""
         with self._lock:
             self._closed = True
             waiting, self._ready = list(self._ready), deque()
+            spawner, self._spawner = self._spawner, None
         for sandbox in waiting:
             sandbox.destroy()
+        if spawner is not None:
+            self._requests.put(None)
+            spawner.join()
