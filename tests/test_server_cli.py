@@ -19,6 +19,7 @@ import pytest
 from qrt_apply.engine.records import JobRecord
 from qrt_apply.engine.store import Store
 
+from projects import BELL
 from support.serve import ServerHandle, run_qrt, running_server
 
 PROGRAM = """
@@ -279,3 +280,35 @@ def test_a_second_stop_signal_cuts_the_grace_short(tmp_path: Path) -> None:
         assert _signal_and_wait(server, signal.SIGINT) == 0, server.log()
         handed, _ = _stored(server.data_dir, job)
         assert (handed.status, handed.runner) == ("QUEUED", None), server.log()
+
+
+def test_serve_says_at_start_that_uploaded_programs_are_sandboxed(tmp_path: Path) -> None:
+    with running_server(tmp_path) as server:
+        assert "uploaded programs run in sandboxes" in server.log()
+
+
+def test_without_a_sandbox_uploaded_programs_are_refused_and_built_ins_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("QRT_BWRAP", "/nonexistent/bwrap")  # as on a machine without namespaces
+    with running_server(tmp_path) as server:
+        assert "uploaded programs are refused" in server.log()
+        assert "--unsafe-no-sandbox" in server.log()
+        with server.client() as http:
+            body = {"program_id": _upload_sleeper(http), "params": {"seconds": 0}}
+            answer = http.post("/jobs", content=json.dumps(body))
+            assert answer.status_code == 403, answer.text
+            assert "--unsafe-no-sandbox" in answer.json()["error"]["message"]
+            job = _start_job(http, "sampler", {"pubs": [[BELL]]})
+            _wait_until(lambda: _status(http, job) == "COMPLETED", 120, "sampler job done")
+
+
+def test_unsafe_no_sandbox_says_so_and_runs_uploaded_programs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("QRT_BWRAP", "/nonexistent/bwrap")
+    with running_server(tmp_path, extra_args=("--unsafe-no-sandbox",)) as server:
+        assert "WARNING: --unsafe-no-sandbox" in server.log()
+        with server.client() as http:
+            job = _start_job(http, _upload_sleeper(http), {"seconds": 0})
+            _wait_until(lambda: _status(http, job) == "COMPLETED", 120, "program job done")

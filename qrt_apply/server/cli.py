@@ -30,6 +30,7 @@ from typing import Any
 
 import click
 
+from qrt_apply.engine.sandbox import Limits
 from qrt_apply.errors import ConfigError, NotFoundError, QrtError
 
 __all__ = [
@@ -152,7 +153,48 @@ def _close_service(service: Any, executor: Any, grace: float, hurry: threading.E
     default=2,
     type=click.IntRange(1, 64),
     show_default=True,
-    help="Jobs executed at the same time (each in its own child process).",
+    help="Jobs executed at the same time: warm built-in workers, and pre-warmed sandboxes.",
+)
+@click.option(
+    "--unsafe-no-sandbox",
+    is_flag=True,
+    help="Run uploaded programs as plain child processes with this server's authority "
+    "(only for a single trusted user, where no sandbox can be made).",
+)
+@click.option(
+    "--sandbox-memory-mb",
+    default=Limits.memory_mb,
+    type=click.IntRange(512, None),
+    show_default=True,
+    help="Address space of one uploaded program's sandbox, in MiB.",
+)
+@click.option(
+    "--sandbox-processes",
+    default=Limits.processes,
+    type=click.IntRange(4, None),
+    show_default=True,
+    help="Processes and threads one sandbox may have.",
+)
+@click.option(
+    "--sandbox-open-files",
+    default=Limits.open_files,
+    type=click.IntRange(32, None),
+    show_default=True,
+    help="Open files per process in a sandbox.",
+)
+@click.option(
+    "--sandbox-file-size-mb",
+    default=Limits.file_size_mb,
+    type=click.IntRange(1, None),
+    show_default=True,
+    help="Largest file a sandbox may write (its output log included), in MiB.",
+)
+@click.option(
+    "--sandbox-tmp-mb",
+    default=Limits.tmp_mb,
+    type=click.IntRange(1, None),
+    show_default=True,
+    help="Size of a sandbox's in-memory /tmp, in MiB.",
 )
 @click.option(
     "--max-body-mb",
@@ -194,6 +236,12 @@ def serve(
     ssl_keyfile: str | None,
     log_level: str,
     shutdown_grace: float,
+    unsafe_no_sandbox: bool,
+    sandbox_memory_mb: int,
+    sandbox_processes: int,
+    sandbox_open_files: int,
+    sandbox_file_size_mb: int,
+    sandbox_tmp_mb: int,
 ) -> None:
     """Serve the Qiskit Runtime program REST API (auth base /api, runtime base /runtime)."""
     import uvicorn
@@ -208,7 +256,20 @@ def serve(
     sock = _bind(host, port)
     store = _open_store(data_dir, create=True)
     db = ServerDB(data_dir / SERVER_DB_FILE)
-    executor = LocalExecutor(store, workers=workers)
+    limits = Limits(
+        memory_mb=sandbox_memory_mb,
+        processes=sandbox_processes,
+        open_files=sandbox_open_files,
+        file_size_mb=sandbox_file_size_mb,
+        tmp_mb=sandbox_tmp_mb,
+    )
+    executor = LocalExecutor(
+        store,
+        workers=workers,
+        programs="unsafe" if unsafe_no_sandbox else "sandbox",
+        limits=limits,
+        prewarm=True,
+    )
     service = RuntimeService(store, executor)
     # uvicorn captures SIGINT/SIGTERM while it runs and re-raises them with signal.raise_signal
     # once it has shut down. With the default SIGTERM action that re-raise would kill the process
@@ -217,6 +278,8 @@ def serve(
     previous = _on_stop_signals(_raise_stop)
     try:
         try:
+            executor.start()  # warm workers and sandboxes before the first request
+            click.echo(_execution_line(executor, limits, unsafe_no_sandbox), err=True)
             service.recover()
             app = create_app(
                 service,
@@ -266,6 +329,23 @@ def serve(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _execution_line(executor: Any, limits: Limits, unsafe: bool) -> str:
+    """The start-up line that says how jobs run here, uploaded programs above all."""
+    builtins = f"built-ins on {executor.workers} warm worker(s)"
+    if unsafe:
+        return (
+            f"qrt serve: WARNING: --unsafe-no-sandbox: uploaded programs run as plain child "
+            f"processes with this server's authority; {builtins}"
+        )
+    refusal = executor.program_refusal()
+    if refusal is not None:
+        return f"qrt serve: uploaded programs are refused: {refusal}"
+    return (
+        f"qrt serve: uploaded programs run in sandboxes (namespaces, no network, "
+        f"{limits.memory_mb} MiB, {limits.processes} processes); {builtins}"
+    )
 
 
 @click.group("users")
