@@ -285,6 +285,11 @@ class LocalExecutor:
                 threads=self.threads,
                 concurrent=self.workers,
             )
+            if isolated and self._pool.cgroups is None:
+                _log.warning(
+                    "no cgroup for sandboxes here: their memory and process limits count per "
+                    "process (rlimits), not per sandbox"
+                )
             return None
 
     def wait_idle(self, timeout: float | None = None) -> bool:
@@ -433,6 +438,12 @@ class LocalExecutor:
             logs = read_log(sandbox.log_path, self.log_limit)
             if outcome is None:
                 outcome = frames.outcome(sandbox.proc.returncode, logs)
+                if outcome.status == "FAILED" and sandbox.cgroup is not None:
+                    if sandbox.cgroup.ran_out_of_memory():
+                        limit = self.limits.memory_mb
+                        outcome.result += (
+                            f"\nThe job ran out of its sandbox's {limit} MiB of memory."
+                        )
             return outcome, logs
         finally:
             sandbox.destroy()

@@ -38,6 +38,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO
 
+from qrt_apply.engine import seccomp
+from qrt_apply.engine.cgroups import Cgroup, CgroupMaker
+
 __all__ = [
     "JOB_DIR",
     "JOB_ID_FILE",
@@ -198,14 +201,24 @@ class Sandbox:
         bwrap: str | None,
         uids: _UidAllocator | None,
         threads: int,
+        cgroups: CgroupMaker | None = None,
     ) -> None:
         self._root = Path(tempfile.mkdtemp(prefix="qrt-sandbox-"))  # 0700: only ours
         self.log_path = self._root / "output.log"
         self._uids = uids
         self.uid = uids.take() if uids is not None else None
+        self.cgroup: Cgroup | None = None
+        passed: list[int] = []  # descriptors the sandbox inherits (closed here once it started)
         if bwrap is not None:
             inner_dir = JOB_DIR
             command = _bwrap_args(bwrap, limits, as_root=self.uid is not None, threads=threads)
+            rules = seccomp.filter_program()
+            if rules is not None:
+                rules_read, rules_write = os.pipe()
+                os.write(rules_write, rules)  # a few hundred bytes: fits the pipe's buffer
+                os.close(rules_write)
+                passed.append(rules_read)
+                command += ["--seccomp", str(rules_read)]
             env: dict[str, str] | None = {}
         else:  # unsafe: a plain child process with rlimits and a clean environment
             jobdir = self._root / "job"
@@ -216,10 +229,14 @@ class Sandbox:
             env["PYTHONPATH"] = str(_package_dir().parent)
         out_read, out_write = os.pipe()
         self.out = out_read
+        passed.append(out_write)
         command += _launcher(
             python, inner_dir, limits, self.uid, out_write, isolated=bwrap is not None
         )
         try:
+            if cgroups is not None:
+                self.cgroup = cgroups.make(limits.memory_mb, limits.processes)
+                command = self.cgroup.wrap(command)
             with self.log_path.open("wb") as log:
                 self.proc = subprocess.Popen(
                     command,
@@ -228,7 +245,7 @@ class Sandbox:
                     stderr=subprocess.STDOUT,
                     cwd=self._root,
                     env=env,
-                    pass_fds=(out_write,),
+                    pass_fds=passed,
                     start_new_session=True,  # its own process group, killed as a whole
                 )
         except BaseException:
@@ -236,7 +253,8 @@ class Sandbox:
             self._release()
             raise
         finally:
-            os.close(out_write)  # the sandbox holds the only writer: its end is our EOF
+            for fd in passed:  # the sandbox holds the only writer: its end is our EOF
+                os.close(fd)
 
     @property
     def pid(self) -> int:
@@ -287,6 +305,8 @@ class Sandbox:
 
     def _release(self) -> None:
         shutil.rmtree(self._root, ignore_errors=True)
+        if self.cgroup is not None:
+            self.cgroup.remove()
         if self._uids is not None and self.uid is not None:
             self._uids.give(self.uid)
             self.uid = None
@@ -313,6 +333,8 @@ class SandboxPool:
         self._bwrap = bwrap_path() if isolated else None
         if isolated and self._bwrap is None:
             raise RuntimeError("no bwrap binary for the sandbox")
+        # one memory and process limit per sandbox where this process may make cgroups
+        self.cgroups = CgroupMaker.find() if isolated else None
         # a root server gives every sandbox that may be alive at once a uid of its own
         self._uids = (
             _UidAllocator(2 * (size + concurrent) + 2) if isolated and os.geteuid() == 0 else None
@@ -349,6 +371,7 @@ class SandboxPool:
                         bwrap=self._bwrap,
                         uids=self._uids,
                         threads=self._threads,
+                        cgroups=self.cgroups,
                     )
                 )
             except BaseException as exc:  # handed to the caller, which raises it

@@ -19,9 +19,12 @@ def _read(path):
 def main(backend, user_messenger, server_pid, **kwargs):
     # a control: a fresh child of this job, whose environ the reading below must find
     child = subprocess.Popen(
-        [sys.executable, "-c", "import time; time.sleep(60)"], env={"PROBE_CONTROL": "visible"}
+        [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"],
+        env={"PROBE_CONTROL": "visible"},
+        stdout=subprocess.PIPE,
     )
     try:
+        child.stdout.readline()  # it has exec'd: its environ is its own (and readable) now
         return _look(server_pid, child.pid)
     finally:
         child.kill()
