@@ -5,10 +5,12 @@ The hostile probes against a real ``qrt serve`` are in ``test_isolation.py``."""
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import signal
+import struct
 import sys
 import threading
 import time
@@ -20,6 +22,7 @@ import pytest
 from qrt_apply.engine.channel import FrameReader, encode_frame
 from qrt_apply.engine.executor import LocalExecutor
 from qrt_apply.engine.sandbox import Limits, Sandbox, SandboxPool, probe
+from qrt_apply.engine.seccomp import filter_program
 from qrt_apply.engine.service import RuntimeService
 from qrt_apply.engine.store import Store
 from qrt_apply.errors import RuntimeApiError
@@ -223,3 +226,20 @@ def test_a_pooled_sandbox_outlives_the_thread_that_started_it() -> None:
         for sandbox in taken:
             sandbox.destroy()
         pool.close()
+
+
+def test_the_seccomp_filter_is_built_for_known_machines_only() -> None:
+    for machine in ("x86_64", "aarch64"):
+        program = filter_program(machine)
+        assert program is not None and len(program) % 8 == 0  # whole struct sock_filter entries
+        # the last three instructions are the shared returns: EPERM, ENOSYS, kill
+        returns = [
+            struct.unpack("=HBBI", program[i : i + 8])
+            for i in range(len(program) - 24, len(program), 8)
+        ]
+        assert [r[3] for r in returns] == [
+            0x00050000 | errno.EPERM,
+            0x00050000 | errno.ENOSYS,
+            0x80000000,
+        ]
+    assert filter_program("sparc64") is None
