@@ -14,7 +14,7 @@ import os
 import struct
 from typing import IO, Any
 
-__all__ = ["FrameReader", "encode_frame", "read_frame", "read_log", "write_frame"]
+__all__ = ["FrameReader", "JobFrames", "encode_frame", "read_frame", "read_log", "write_frame"]
 
 _HEADER = struct.Struct(">I")
 _LOG_HEAD = 64 << 10  # at most this much of the head is kept when the log is cut
@@ -94,6 +94,47 @@ class FrameReader:
             if isinstance(frame, dict):
                 frames.append(frame)
         return frames
+
+
+class JobFrames:
+    """What a sandbox sent on its pipe: whether the program started, its interim results (taken as
+    they come), and its last result."""
+
+    def __init__(self, fd: int, limit: int) -> None:
+        self._reader = FrameReader(fd, limit)
+        self.started = False
+        self._interim: list[str] = []
+        self._result: object = None
+
+    def read(self) -> None:
+        """Take what has arrived (``ValueError`` past the limit)."""
+        for frame in self._reader.read():
+            if frame.get("started") is True:
+                self.started = True
+            elif isinstance(frame.get("interim"), str):
+                self._interim.append(frame["interim"])
+            elif "result" in frame:
+                self._result = frame["result"]
+
+    def take_interim(self) -> list[str]:
+        taken, self._interim = self._interim, []
+        return taken
+
+    def result(self) -> dict[str, Any] | None:
+        """The result as ``{"status", "result", "metrics"}``, or None if none valid came."""
+        result = self._result
+        if (
+            not isinstance(result, dict)
+            or result.get("status") not in ("COMPLETED", "FAILED")
+            or not isinstance(result.get("result"), str)
+        ):
+            return None
+        metrics = result.get("metrics")
+        return {
+            "status": result["status"],
+            "result": result["result"],
+            "metrics": metrics if isinstance(metrics, dict) else {},
+        }
 
 
 def read_log(path: os.PathLike[str] | str, limit: int) -> str:

@@ -32,7 +32,6 @@ import logging
 import os
 import queue
 import select
-import socket
 import sys
 import threading
 import time
@@ -40,11 +39,11 @@ import traceback
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
 
-from qrt_apply.engine.channel import FrameReader, read_log
+from qrt_apply.engine.channel import JobFrames, read_log
 from qrt_apply.engine.records import JobRecord
+from qrt_apply.engine.runners import register, runner_alive, this_runner
 from qrt_apply.engine.sandbox import Limits, Sandbox, SandboxPool, probe
 from qrt_apply.engine.store import Store
 from qrt_apply.engine.worker import WarmWorker
@@ -94,53 +93,7 @@ class Executor(Protocol):
     def shutdown(self, wait: bool = True, timeout: float | None = None) -> None: ...
 
 
-def _proc_stat(pid: int) -> tuple[str, str] | None:
-    """(state letter, start time in clock ticks since boot) of a Linux process, or None."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text[text.rindex(")") + 2 :].split()
-    return fields[0], fields[19]
-
-
-def this_runner() -> tuple[str, str | None]:
-    """This process's runner identity: (``pid@host``, start time or None off Linux)."""
-    stat = _proc_stat(os.getpid())
-    return f"{os.getpid()}@{socket.gethostname()}", None if stat is None else stat[1]
-
-
 _EXECUTORS: weakref.WeakSet[LocalExecutor] = weakref.WeakSet()
-
-
-def runner_alive(runner: str | None, runner_start: str | None, job_id: str) -> bool:
-    """Whether the process ``runner`` may still be executing (or about to execute) ``job_id``.
-
-    No runner (a handed-over job) is dead. A runner on another host cannot be checked and counts
-    as alive. In this process, the job is alive only if one of our executors holds it.
-    """
-    if runner is None:
-        return False
-    pid_text, _, host = runner.partition("@")
-    if host != socket.gethostname():
-        return True
-    try:
-        pid = int(pid_text)
-    except ValueError:
-        return False
-    if pid == os.getpid():
-        return any(executor.holds(job_id) for executor in list(_EXECUTORS))
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    stat = _proc_stat(pid)
-    if stat is None:
-        return True  # not Linux: the signal probe is all we have
-    state, start = stat
-    return state not in ("Z", "X") and (runner_start is None or start == runner_start)
 
 
 @atexit.register
@@ -213,6 +166,7 @@ class LocalExecutor:
         self._refusal: str | None = None
         self._isolation_known = False
         _EXECUTORS.add(self)
+        register(self)
 
     # -- Executor protocol ---------------------------------------------------------------------
 
@@ -426,7 +380,7 @@ class LocalExecutor:
         try:
             sandbox.assign(job.id)
             sandbox.go(job.backend, job.log_level, job.cost + 1, program.source, job.params or "{}")
-            frames = _JobFrames(sandbox.out)
+            frames = JobFrames(sandbox.out, 2 * _RESULT_LIMIT)
             try:
                 outcome = self._watch(job, sandbox, frames)
                 sandbox.kill()
@@ -437,7 +391,7 @@ class LocalExecutor:
             self.store.add_interim_results(job.id, frames.take_interim())
             logs = read_log(sandbox.log_path, self.log_limit)
             if outcome is None:
-                outcome = frames.outcome(sandbox.proc.returncode, logs)
+                outcome = _program_outcome(frames, sandbox.proc.returncode, logs)
                 if outcome.status == "FAILED" and sandbox.cgroup is not None:
                     if sandbox.cgroup.ran_out_of_memory():
                         limit = self.limits.memory_mb
@@ -448,7 +402,7 @@ class LocalExecutor:
         finally:
             sandbox.destroy()
 
-    def _watch(self, job: JobRecord, sandbox: Sandbox, frames: _JobFrames) -> _Outcome | None:
+    def _watch(self, job: JobRecord, sandbox: Sandbox, frames: JobFrames) -> _Outcome | None:
         """Follow the sandbox until it exits (None) or must be stopped (the reason)."""
         # Until the launcher says the program starts, only a generous bound for a start-up that
         # never ends applies; from then on, the job's own max_execution_time.
@@ -479,43 +433,12 @@ class LocalExecutor:
         return None
 
 
-class _JobFrames:
-    """What a sandbox sent: whether the program started, its interim results, its result."""
-
-    def __init__(self, fd: int) -> None:
-        self._reader = FrameReader(fd, 2 * _RESULT_LIMIT)
-        self.started = False
-        self._interim: list[str] = []
-        self._result: object = None
-
-    def read(self) -> None:
-        for frame in self._reader.read():
-            if frame.get("started") is True:
-                self.started = True
-            elif isinstance(frame.get("interim"), str):
-                self._interim.append(frame["interim"])
-            elif "result" in frame:
-                self._result = frame["result"]
-
-    def take_interim(self) -> list[str]:
-        taken, self._interim = self._interim, []
-        return taken
-
-    def outcome(self, returncode: int | None, logs: str) -> _Outcome:
-        result = self._result
-        if (
-            not isinstance(result, dict)
-            or result.get("status") not in ("COMPLETED", "FAILED")
-            or not isinstance(result.get("result"), str)
-        ):
-            tail = logs[-4000:]
-            return _Outcome(
-                "FAILED",
-                result=f"{tail}\nJob process ended without a result (exit code {returncode}).",
-            )
-        metrics = result.get("metrics")
+def _program_outcome(frames: JobFrames, returncode: int | None, logs: str) -> _Outcome:
+    result = frames.result()
+    if result is None:
+        tail = logs[-4000:]
         return _Outcome(
-            result["status"],
-            result=result["result"],
-            metrics=metrics if isinstance(metrics, dict) else {},
+            "FAILED",
+            result=f"{tail}\nJob process ended without a result (exit code {returncode}).",
         )
+    return _Outcome(result["status"], result=result["result"], metrics=result["metrics"])
