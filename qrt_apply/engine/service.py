@@ -17,9 +17,10 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from qrt_apply.engine import backends
+from qrt_apply.engine import backends, checks
+from qrt_apply.engine.checks import MAX_ROWS, MAX_SECONDS
 from qrt_apply.engine.executor import Executor, is_builtin
-from qrt_apply.engine.records import JobQuery, JobRecord, ProgramRecord, format_time, utc_now
+from qrt_apply.engine.records import JobQuery, JobRecord, ProgramRecord, utc_now
 from qrt_apply.engine.store import Store
 from qrt_apply.errors import ConflictError, NotFoundError, RuntimeApiError
 from qrt_apply.runtime.base import FINAL_STATUSES, BackendInfo, JobInfo, ProgramInfo
@@ -32,101 +33,6 @@ RESERVED_PROGRAM_IDS = frozenset(
 BUILTIN_COST = 3600  # seconds a built-in job may run unless the run asks for less
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _JOB_ID_ALPHABET = string.ascii_lowercase + string.digits
-MAX_SECONDS = 366 * 24 * 3600  # longest max_execution_time or session max_time accepted
-MAX_ROWS = 2**31 - 1  # largest listing limit/offset: beyond any store, well inside SQLite's int64
-_MIN_YEAR = 1000  # earliest time filter: stored times have four-digit years and compare as text
-
-
-def _bad(message: str) -> RuntimeApiError:
-    return RuntimeApiError(message, status=400)
-
-
-def _positive_int(value: Any, what: str, *, maximum: int = MAX_SECONDS) -> int:
-    """A whole number from 1 to ``maximum``. Every caller passes seconds (max_execution_time,
-    cost, a session's max time), so the default bound is a year: larger values are mistakes, and
-    the bound keeps them far from SQLite's 64-bit integers and from the executor's deadlines."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= maximum:
-        raise _bad(f"{what} must be a whole number from 1 to {maximum}")
-    return value
-
-
-def _paging(limit: Any, offset: Any) -> None:
-    """``limit`` (None: all) and ``offset`` of a listing: whole numbers SQLite can bind."""
-    for value, what in ((0 if limit is None else limit, "limit"), (offset, "offset")):
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ROWS:
-            raise _bad(f"{what} must be a whole number from 0 to {MAX_ROWS}")
-
-
-def _text(value: Any, what: str) -> str:
-    """``value`` if it is text that may be stored. A lone UTF-16 surrogate (JSON can carry one as
-    ``"\\ud800"``) cannot be encoded as UTF-8 for SQLite; a NUL is refused in file names and Python
-    source and means nothing in a name, id or tag, so it is refused everywhere."""
-    if not isinstance(value, str):
-        raise _bad(f"{what} must be a string")
-    if "\x00" in value:
-        raise _bad(f"{what} must not contain NUL characters")
-    if not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise _bad(f"{what} is not valid Unicode text (it has a lone surrogate)") from None
-    return value
-
-
-def _optional_text(value: Any, what: str) -> str | None:
-    return None if value is None else _text(value, what)
-
-
-def _tags(tags: Sequence[str]) -> tuple[str, ...]:
-    if isinstance(tags, str) or not all(isinstance(t, str) for t in tags):
-        raise _bad("tags must be a list of strings")
-    return tuple(_text(t, "a tag") for t in tags)
-
-
-def _json_object(text: str, what: str) -> dict[str, Any]:
-    """``text`` parsed as a JSON object; 400 for anything else, however deeply it nests."""
-    _text(text, what)
-    try:
-        value = json.loads(text)
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise _bad(f"{what} must be JSON") from exc
-    if not isinstance(value, dict):
-        raise _bad(f"{what} must be a JSON object")
-    return value
-
-
-def _spec(spec: Mapping[str, Any] | None) -> dict[str, Any]:
-    """A program's spec as stored. It is answered in plain JSON, which has no NaN or Infinity and
-    only valid Unicode, so a spec that could not be answered is refused here instead."""
-    if spec is None:
-        return {}
-    if not isinstance(spec, Mapping):
-        raise _bad("spec must be a JSON object")
-    try:
-        json.dumps(spec, allow_nan=False, ensure_ascii=False).encode("utf-8")
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise _bad("spec must be plain JSON text (no NaN, Infinity or lone surrogates)") from exc
-    return dict(spec)
-
-
-def _timestamp(value: str | datetime | None, what: str) -> str | None:
-    """``value`` as stored times are (``format_time``). Naive times are UTC. Years before 1000
-    would not sort as text beside the stored four-digit years, and a time that leaves the
-    datetime range when moved to UTC cannot be compared at all: both are refused."""
-    if value is None:
-        return None
-    try:
-        moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
-    except (TypeError, ValueError) as exc:
-        raise _bad(f"{what} is not an ISO 8601 time: {value!r}") from exc
-    shown = moment.isoformat()
-    try:
-        moment = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
-    except OverflowError:
-        raise _bad(f"{what} is out of range once moved to UTC: {shown}") from None
-    if moment.year < _MIN_YEAR:
-        raise _bad(f"{what} must not be before the year {_MIN_YEAR} (UTC): {shown}")
-    return format_time(moment)
 
 
 def _seconds_between(start: str | None, end: str | None) -> int:
@@ -185,12 +91,12 @@ class RuntimeService:
         try:
             return backends.canonical_name(name or backends.DEFAULT_BACKEND)
         except (KeyError, ValueError) as exc:
-            raise _bad(f"unknown backend {name!r}") from exc
+            raise checks.bad(f"unknown backend {name!r}") from exc
 
     def programs(
         self, owner: str, *, limit: int | None = None, offset: int = 0
     ) -> tuple[list[ProgramInfo], int]:
-        _paging(limit, offset)
+        checks.paging(limit, offset)
         records, total = self.store.list_programs(owner, limit, offset)
         return [_program_info(p, with_data=False) for p in records], total
 
@@ -224,12 +130,12 @@ class RuntimeService:
         is_public: bool = False,
     ) -> ProgramInfo:
         if not isinstance(name, str) or not name.strip():
-            raise _bad("a program needs a name")
+            raise checks.bad("a program needs a name")
         if not isinstance(source, str) or not source.strip():
-            raise _bad("a program needs its source")
-        _text(name, "the program name")
-        _text(source, "the program source")
-        _text(description or "", "the program description")
+            raise checks.bad("a program needs its source")
+        checks.storable_text(name, "the program name")
+        checks.storable_text(source, "the program source")
+        checks.storable_text(description or "", "the program description")
         slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "program"
         now = utc_now()
         record = ProgramRecord(
@@ -238,8 +144,8 @@ class RuntimeService:
             name=name,
             source=source,
             description=description or "",
-            max_execution_time=_positive_int(max_execution_time, "max_execution_time"),
-            spec=_spec(spec),
+            max_execution_time=checks.positive_int(max_execution_time, "max_execution_time"),
+            spec=checks.program_spec(spec),
             is_public=bool(is_public),
             created=now,
             updated=now,
@@ -250,8 +156,10 @@ class RuntimeService:
     def update_program_data(self, owner: str, program_id: str, source: str) -> None:
         self._owned_program(owner, program_id)
         if not isinstance(source, str) or not source.strip():
-            raise _bad("a program needs its source")
-        self.store.update_program(program_id, source=_text(source, "the program source"))
+            raise checks.bad("a program needs its source")
+        self.store.update_program(
+            program_id, source=checks.storable_text(source, "the program source")
+        )
 
     def update_program_metadata(
         self,
@@ -267,14 +175,16 @@ class RuntimeService:
         fields: dict[str, Any] = {}
         if name is not None:
             if not isinstance(name, str) or not name.strip():
-                raise _bad("a program name must not be empty")
-            fields["name"] = _text(name, "the program name")
+                raise checks.bad("a program name must not be empty")
+            fields["name"] = checks.storable_text(name, "the program name")
         if description is not None:
-            fields["description"] = _text(description, "the program description")
+            fields["description"] = checks.storable_text(description, "the program description")
         if max_execution_time is not None:
-            fields["max_execution_time"] = _positive_int(max_execution_time, "max_execution_time")
+            fields["max_execution_time"] = checks.positive_int(
+                max_execution_time, "max_execution_time"
+            )
         if spec is not None:
-            fields["spec"] = _spec(spec)
+            fields["spec"] = checks.program_spec(spec)
         if fields:
             self.store.update_program(program_id, **fields)
 
@@ -302,12 +212,12 @@ class RuntimeService:
         session_time: int | None = None,
         log_level: str | None = None,
     ) -> JobInfo:
-        _text(program_id, "program_id")
-        session_id = _optional_text(session_id, "session_id")
+        checks.storable_text(program_id, "program_id")
+        session_id = checks.optional_text(session_id, "session_id")
         if cost is not None:
-            cost = _positive_int(cost, "max_execution_time (cost)")
+            cost = checks.positive_int(cost, "max_execution_time (cost)")
         if session_time is not None:
-            session_time = _positive_int(session_time, "session max_time (session_time)")
+            session_time = checks.positive_int(session_time, "session max_time (session_time)")
         if is_builtin(program_id):
             limit = cost or BUILTIN_COST
         else:
@@ -317,9 +227,9 @@ class RuntimeService:
             program_limit = self._visible_program(owner, program_id).max_execution_time
             limit = min(cost, program_limit) if cost else program_limit
         self.canonical_backend(backend)
-        _json_object(params_text, "job params")
+        checks.json_object(params_text, "job params")
         if log_level is not None and log_level.upper() not in _LOG_LEVELS:
-            raise _bad(f"unknown log level {log_level!r}")
+            raise checks.bad(f"unknown log level {log_level!r}")
         job_id = "".join(secrets.choice(_JOB_ID_ALPHABET) for _ in range(20))
         if start_session:
             session_id = job_id
@@ -339,7 +249,7 @@ class RuntimeService:
             created=utc_now(),
             cost=limit,
             session_id=session_id,
-            tags=_tags(tags),
+            tags=checks.tag_list(tags),
             log_level=log_level.upper() if log_level else None,
             runner=self.executor.runner,
             runner_start=self.executor.runner_start,
@@ -395,17 +305,17 @@ class RuntimeService:
         created_before: str | datetime | None = None,
         descending: bool = True,
     ) -> tuple[list[JobInfo], int]:
-        _paging(limit, offset)
+        checks.paging(limit, offset)
         query = JobQuery(
             limit=limit,
             offset=offset,
-            backend=_optional_text(backend, "backend"),
+            backend=checks.optional_text(backend, "backend"),
             pending=pending,
-            program_id=_optional_text(program_id, "program_id"),
-            tags=_tags(tags),
-            session_id=_optional_text(session_id, "session_id"),
-            created_after=_timestamp(created_after, "created_after"),
-            created_before=_timestamp(created_before, "created_before"),
+            program_id=checks.optional_text(program_id, "program_id"),
+            tags=checks.tag_list(tags),
+            session_id=checks.optional_text(session_id, "session_id"),
+            created_after=checks.timestamp(created_after, "created_after"),
+            created_before=checks.timestamp(created_before, "created_before"),
             descending=descending,
         )
         records, total = self.store.list_jobs(owner, query)
@@ -450,7 +360,7 @@ class RuntimeService:
 
     def update_job_tags(self, owner: str, job_id: str, tags: Sequence[str]) -> None:
         self._job(owner, job_id)
-        self.store.set_job_tags(job_id, _tags(tags))
+        self.store.set_job_tags(job_id, checks.tag_list(tags))
 
     def close_session(self, owner: str, session_id: str) -> None:
         session = self.store.session(session_id)
