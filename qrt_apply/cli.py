@@ -171,7 +171,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "programs": ("qrt_apply.runtime.accounts_cli", "programs"),
     "jobs": ("qrt_apply.runtime.accounts_cli", "jobs"),
     "serve": ("qrt_apply.server.cli", "serve"),
-    "users": ("qrt_apply.server.cli", "users"),
+    "users": ("qrt_apply.server.users_cli", "users"),
 }
 
 

@@ -1,7 +1,7 @@
-"""Click commands of the runtime server: ``qrt serve`` and ``qrt users create|token|list|revoke``.
+"""``qrt serve``, and the standalone ``python -m qrt_apply.server.cli`` (``serve`` and ``users``).
 
-The lead registers :data:`serve` and :data:`users` in the main ``qrt`` group; ``python -m
-qrt_apply.server.cli`` runs them standalone. Both work on a **data directory** (default
+The main ``qrt`` group registers :data:`serve` (and ``users`` from ``users_cli.py``). Both work on a
+**data directory** (``datadir.py``) (default
 ``.qrt-server``, or ``$QRT_SERVE_DATA_DIR``) that holds the runtime store (``runtime.db``:
 users, hashed API tokens, programs, jobs) and the server DB (``server.db``: hashed access
 tokens, idempotency records). There is no default user and no default password: the operator
@@ -17,8 +17,6 @@ grace hands over at once.
 
 from __future__ import annotations
 
-import json
-import re
 import signal
 import socket
 import sys
@@ -31,7 +29,15 @@ from typing import Any
 import click
 
 from qrt_apply.engine.sandbox import Limits
-from qrt_apply.errors import ConfigError, NotFoundError, QrtError
+from qrt_apply.errors import ConfigError, QrtError
+from qrt_apply.server.datadir import (
+    DEFAULT_DATA_DIR,
+    SERVER_DB_FILE,
+    STORE_FILE,
+    data_dir_option,
+    open_store,
+)
+from qrt_apply.server.users_cli import users
 
 __all__ = [
     "DEFAULT_DATA_DIR",
@@ -44,39 +50,8 @@ __all__ = [
     "users",
 ]
 
-DEFAULT_DATA_DIR = ".qrt-server"
-STORE_FILE = "runtime.db"  # the same name as the embedded runtime's
-SERVER_DB_FILE = "server.db"
 DEFAULT_SHUTDOWN_GRACE = 5.0
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-_USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
-
-_data_dir_option = click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_DATA_DIR,
-    envvar="QRT_SERVE_DATA_DIR",
-    show_default=True,
-    help="Server state directory (also $QRT_SERVE_DATA_DIR).",
-)
-
-
-def _prepare_data_dir(data_dir: Path, *, create: bool) -> None:
-    if data_dir.is_dir():
-        return
-    if not create:
-        raise ConfigError(
-            f"no server data directory at {data_dir}; create a user first with "
-            f"'qrt users create NAME --data-dir {data_dir}'"
-        )
-    data_dir.mkdir(parents=True, mode=0o700)
-
-
-def _open_store(data_dir: Path, *, create: bool = False) -> Any:
-    from qrt_apply.engine.store import Store
-
-    _prepare_data_dir(data_dir, create=create)
-    return Store(data_dir / STORE_FILE)
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -147,7 +122,7 @@ def _close_service(service: Any, executor: Any, grace: float, hurry: threading.E
     show_default=True,
     help="0: any free port.",
 )
-@_data_dir_option
+@data_dir_option
 @click.option(
     "--workers",
     default=2,
@@ -254,7 +229,7 @@ def serve(
     if bool(ssl_certfile) != bool(ssl_keyfile):
         raise ConfigError("--ssl-certfile and --ssl-keyfile go together")
     sock = _bind(host, port)
-    store = _open_store(data_dir, create=True)
+    store = open_store(data_dir, create=True)
     db = ServerDB(data_dir / SERVER_DB_FILE)
     limits = Limits(
         memory_mb=sandbox_memory_mb,
@@ -346,108 +321,6 @@ def _execution_line(executor: Any, limits: Limits, unsafe: bool) -> str:
         f"qrt serve: uploaded programs run in sandboxes (namespaces, no network, "
         f"{limits.memory_mb} MiB, {limits.processes} processes); {builtins}"
     )
-
-
-@click.group("users")
-def users() -> None:
-    """Manage the users (and their API tokens) of a qrt serve data directory."""
-
-
-def _check_name(name: str) -> None:
-    if not _USER_NAME.fullmatch(name):
-        raise ConfigError(
-            f"invalid user name {name!r}: use up to 64 letters, digits, '.', '_', '@' or '-'"
-        )
-
-
-def _print_token(name: str, token: str, data_dir: Path) -> None:
-    click.echo(token)
-    click.echo(
-        f"API token of {name!r} for the server on {data_dir}. It is shown only this once; "
-        "store it now (e.g. 'qrt account save --token ...').",
-        err=True,
-    )
-
-
-@users.command("create")
-@click.argument("name")
-@_data_dir_option
-def users_create(name: str, data_dir: Path) -> None:
-    """Create user NAME and print its new API token (once, on stdout)."""
-    _check_name(name)
-    store = _open_store(data_dir, create=True)
-    try:
-        if any(user.name == name for user in store.list_users()):
-            raise ConfigError(
-                f"user {name!r} already exists; 'qrt users token {name}' issues another token"
-            )
-        _, token = store.create_user(name)
-    finally:
-        store.close()
-    _print_token(name, token, data_dir)
-
-
-@users.command("token")
-@click.argument("name")
-@_data_dir_option
-def users_token(name: str, data_dir: Path) -> None:
-    """Issue an additional API token for the existing user NAME (printed once)."""
-    store = _open_store(data_dir)
-    try:
-        if not any(user.name == name for user in store.list_users()):
-            raise NotFoundError(f"no user named {name!r}")
-        _, token = store.create_user(name)
-    finally:
-        store.close()
-    _print_token(name, token, data_dir)
-
-
-@users.command("list")
-@_data_dir_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def users_list(data_dir: Path, as_json: bool) -> None:
-    """List users and how many valid API tokens each has (tokens are never shown)."""
-    store = _open_store(data_dir)
-    try:
-        records = store.list_users()
-    finally:
-        store.close()
-    if as_json:
-        rows = [
-            {"name": u.name, "id": u.id, "created": u.created, "tokens": u.tokens} for u in records
-        ]
-        click.echo(json.dumps(rows, indent=2, sort_keys=True))
-        return
-    if not records:
-        click.echo("no users")
-        return
-    width = max(len("NAME"), *(len(u.name) for u in records))
-    click.echo(f"{'NAME':<{width}}  {'ID':<17}  {'CREATED':<27}  TOKENS")
-    for u in records:
-        click.echo(f"{u.name:<{width}}  {u.id:<17}  {u.created:<27}  {u.tokens}")
-
-
-@users.command("revoke")
-@click.argument("name")
-@_data_dir_option
-def users_revoke(name: str, data_dir: Path) -> None:
-    """Revoke every API token of user NAME and end its logged-in sessions."""
-    from qrt_apply.server.serverdb import ServerDB
-
-    store = _open_store(data_dir)
-    try:
-        user_id = next((u.id for u in store.list_users() if u.name == name), None)
-        if user_id is None:
-            raise NotFoundError(f"no user named {name!r}")
-        count = store.revoke_tokens(name)
-    finally:
-        store.close()
-    db = ServerDB(data_dir / SERVER_DB_FILE)
-    try:
-        sessions = db.revoke_access_tokens(user_id)
-    finally:
-        db.close()
-    click.echo(f"revoked {count} API token(s) and {sessions} access token(s) of {name!r}")
 
 
 server_cli = click.Group(
