@@ -1,0 +1,99 @@
+"""`qrt` with timers and what-ifs, for bench/engine.py's breakdown of figures 1 and 2.
+
+`python bench/apply_probe.py QRT-ARGS...` runs the qrt CLI in this process with wrappers around
+`Lockfile.save` (count, seconds), the applier's submit and wait phases and its poll sleeps, and
+writes what they saw as JSON to the file named by `QRT_BENCH_PROBE_OUT` when the process exits.
+
+What-ifs (not fixes; they show what a cost is worth):
+- `QRT_BENCH_DEFER_SAVES=1`: every lockfile save but the last one is skipped, as if qrt.lock were
+  not rewritten after each step (the final qrt.lock is the same);
+- `QRT_BENCH_POLL_MAX=S`: the applier polls its jobs every S seconds at most (instead of 0.25 s
+  growing to 2 s).
+
+Nothing in qrt_apply is changed; the wrappers live in this process only.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import sys
+import time
+from typing import Any
+
+START = time.perf_counter()
+
+
+def main() -> None:
+    from qrt_apply import apply as applier
+    from qrt_apply import lockfile
+    from qrt_apply.cli import main as qrt_main
+
+    defer = os.environ.get("QRT_BENCH_DEFER_SAVES") == "1"
+    seen: dict[str, Any] = {"saves": 0, "save_s": 0.0, "skipped_saves": 0, "polls": 0}
+    final = [False]
+    save = lockfile.Lockfile.save
+
+    def timed_save(self: Any) -> None:
+        if defer and not final[0]:
+            seen["skipped_saves"] += 1
+            return
+        began = time.perf_counter()
+        save(self)
+        seen["saves"] += 1
+        seen["save_s"] += time.perf_counter() - began
+
+    lockfile.Lockfile.save = timed_save  # type: ignore[method-assign]
+
+    def phase(name: str) -> None:
+        original = getattr(applier.Applier, name)
+
+        def wrapped(self: Any, *args: Any, **kwargs: Any) -> Any:
+            seen[f"{name}_start_s"] = time.perf_counter() - START
+            try:
+                return original(self, *args, **kwargs)
+            finally:
+                seen[f"{name}_end_s"] = time.perf_counter() - START
+                if name == "apply" and defer:
+                    final[0] = True
+                    self.lock.save()
+
+        setattr(applier.Applier, name, wrapped)
+
+    for name in ("apply", "_submit_jobs", "_wait_all"):
+        phase(name)
+
+    init = applier.Applier.__init__
+
+    poll_max = os.environ.get("QRT_BENCH_POLL_MAX")
+
+    def counting_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        if poll_max:
+            self.max_poll_interval = float(poll_max)
+            self.poll_interval = min(self.poll_interval, float(poll_max))
+        sleep = self.sleep
+
+        def counted(seconds: float) -> None:
+            seen["polls"] += 1
+            sleep(seconds)
+
+        self.sleep = counted
+
+    applier.Applier.__init__ = counting_init  # type: ignore[method-assign]
+
+    def report() -> None:
+        seen["exit_s"] = time.perf_counter() - START
+        out = os.environ.get("QRT_BENCH_PROBE_OUT")
+        if out:
+            with open(out, "w", encoding="utf-8") as stream:
+                json.dump(seen, stream)
+
+    atexit.register(report)
+    sys.argv = ["qrt", *sys.argv[1:]]
+    qrt_main()
+
+
+if __name__ == "__main__":
+    main()
