@@ -122,6 +122,11 @@ def _bwrap_args(bwrap: str, limits: Limits, *, as_root: bool, threads: int) -> l
         args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
     else:
         args += ["--unshare-user", "--uid", str(_SANDBOX_UID), "--gid", str(_SANDBOX_UID)]
+    # /tmp and the job directory are in memory, size-limited: nothing of the host's disk is
+    # writable, and nothing a program leaves there is ever read back by the executor. Mounted
+    # first, so that a Python installation under /tmp (a CI checkout) is bound on top of it.
+    for path in ("/tmp", JOB_DIR):
+        args += ["--perms", "1777", "--size", str(limits.tmp_mb << 20), "--tmpfs", path]
     for path in _SYSTEM_DIRS:
         args += ["--ro-bind-try", path, path]
     python_dirs = _python_dirs()
@@ -135,10 +140,6 @@ def _bwrap_args(bwrap: str, limits: Limits, *, as_root: bool, threads: int) -> l
     for path in _SYSTEM_FILES:
         args += ["--ro-bind-try", path, path]
     args += ["--proc", "/proc", "--dev", "/dev"]
-    # /tmp and the job directory are in memory, size-limited: nothing of the host's disk is
-    # writable, and nothing a program leaves there is ever read back by the executor
-    for path in ("/tmp", JOB_DIR):
-        args += ["--perms", "1777", "--size", str(limits.tmp_mb << 20), "--tmpfs", path]
     args += ["--chdir", JOB_DIR]
     for key, value in _environment(threads).items():
         args += ["--setenv", key, value]
