@@ -8,12 +8,14 @@ of this process) says it holds it; ``register`` adds one.
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import subprocess
 import weakref
 from pathlib import Path
 from typing import Protocol
 
-__all__ = ["Holder", "register", "runner_alive", "this_runner"]
+__all__ = ["Holder", "kill_group", "register", "runner_alive", "this_runner"]
 
 
 class Holder(Protocol):
@@ -72,3 +74,13 @@ def runner_alive(runner: str | None, runner_start: str | None, job_id: str) -> b
         return True  # not Linux: the signal probe is all we have
     state, start = stat
     return state not in ("Z", "X") and (runner_start is None or start == runner_start)
+
+
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the process group that ``proc`` leads (started with ``start_new_session``), and
+    reap ``proc``."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()

@@ -28,7 +28,6 @@ import json
 import os
 import queue
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,7 @@ from typing import IO
 
 from qrt_apply.engine import seccomp
 from qrt_apply.engine.cgroups import Cgroup, CgroupMaker
+from qrt_apply.engine.runners import kill_group
 
 __all__ = [
     "JOB_DIR",
@@ -288,11 +288,7 @@ class Sandbox:
 
     def kill(self) -> None:
         """Kill everything in the sandbox: bwrap's death ends its pid namespace."""
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self.proc.wait()
+        kill_group(self.proc)
 
     def destroy(self) -> None:
         """Kill everything in the sandbox and remove its files."""

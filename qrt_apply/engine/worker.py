@@ -21,7 +21,6 @@ import io
 import logging
 import os
 import select
-import signal
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from qrt_apply.engine.channel import read_frame, write_frame
+from qrt_apply.engine.runners import kill_group
 
 __all__ = ["WarmWorker", "main"]
 
@@ -116,11 +116,7 @@ class WarmWorker:
         return frame
 
     def kill(self) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self.proc.wait()
+        kill_group(self.proc)
         if not self._stderr.closed:
             self._last_stderr = self.stderr_tail()
         for stream in (self.proc.stdin, self.proc.stdout, self._stderr):
