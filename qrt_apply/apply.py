@@ -5,7 +5,8 @@ Within a stage independent work runs in parallel. Before each submission the job
 as ``SUBMITTING`` with a fresh ``submission_tag`` that the job carries on the runtime; if the process
 dies between submit and record, the next plan finds the job by its tag and adopts it, so no job is
 submitted twice and none is unknown to the lockfile. Program uploads are journaled the same way
-(``pending: create``) and adopted by name.
+(``pending: create``) and adopted by name. Those two records are written ``durable`` (fsynced before
+the runtime call); the other steps may be lost by a machine crash, as the next plan redoes them.
 """
 
 from __future__ import annotations
@@ -194,7 +195,10 @@ class Applier:
             self.runtime.set_program_visibility(adopt, spec.is_public)
             program_id = adopt
         else:
-            self.lock.set_program(action.address, {"name": spec.name, "pending": "create"})
+            # Durable before the upload: after a machine crash the next plan adopts it by name.
+            self.lock.set_program(
+                action.address, {"name": spec.name, "pending": "create"}, durable=True
+            )
             program_id = self.runtime.upload_program(spec.source, spec.metadata())
         self.lock.set_program(action.address, self._program_record(spec, program_id))
         self.console.step(action.address, f"created {program_id}")
@@ -274,7 +278,8 @@ class Applier:
             if previous.get("digest") != job.digest or previous.get("status") != "SUBMITTING"
             else previous.get("history", []),
         }
-        self.lock.set_job(action.address, record)
+        # Durable before the POST: the tag is how the next plan finds the job if qrt dies now.
+        self.lock.set_job(action.address, record, durable=True)
         runtime_options = job.runtime_options
         info = self.runtime.run(
             self._program_id(job),

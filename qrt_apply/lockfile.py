@@ -10,8 +10,13 @@ Layout (JSON, sorted keys, two-space indent, trailing newline)::
 
 One entry per address keeps merges of unrelated changes clean. A result larger than
 ``INLINE_RESULT_LIMIT`` bytes of canonical JSON goes to ``qrt-results/<sha256>.json`` beside the
-lockfile and is referenced by digest. Writes replace the file atomically (write, fsync, rename), so
-the lockfile always parses, whatever moment an apply dies at. ``ApplyLock`` keeps two applies from
+lockfile and is referenced by digest. Writes replace the file atomically (``atomic_write``: write,
+fsync, rename, fsync the directory), so the lockfile always parses, whatever moment an apply dies at.
+
+With a journal (``Lockfile.load(path, journal=...)``, ``.qrt/lock.journal`` for the commands) a step
+appends one JSON line holding the full new record of one address to the journal instead of
+rewriting ``qrt.lock``, which is written every ``flush_interval`` seconds and by ``close()``. The
+next load replays a journal a dead process left behind. ``ApplyLock`` keeps two applies from
 interleaving.
 """
 
@@ -24,7 +29,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -33,18 +38,71 @@ from qrt_apply.errors import LockfileError
 from qrt_apply.model import canonical_json, sha256_hex
 from qrt_apply.runtime.base import Target
 
-__all__ = ["INLINE_RESULT_LIMIT", "RESULTS_DIR", "ApplyLock", "Lockfile", "atomic_write"]
+__all__ = [
+    "FLUSH_INTERVAL",
+    "INLINE_RESULT_LIMIT",
+    "JOURNAL_NAME",
+    "RESULTS_DIR",
+    "ApplyLock",
+    "Lockfile",
+    "atomic_write",
+]
 
 INLINE_RESULT_LIMIT = 64 * 1024
 RESULTS_DIR = "qrt-results"
+JOURNAL_NAME = "lock.journal"
+FLUSH_INTERVAL = 2.0
 VERSION = 1
 HISTORY_LIMIT = 10
+_SECTIONS = ("programs", "jobs")
 
 
-def atomic_write(path: Path, text: str) -> None:
+def _read_umask() -> int | None:
+    # /proc reads the umask without changing it: os.umask(set) then os.umask(restore) is
+    # process-global and would leave a window in which another thread creates files 0o000-masked.
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            return next(int(x.split()[1], 8) for x in status if x.startswith("Umask:"))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def _umask_at_import() -> int:
+    mask = _read_umask()
+    if mask is None:  # no /proc: set and restore once, at import, before any thread of qrt's runs
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+_UMASK_AT_IMPORT = _umask_at_import()
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename, creation or removal in ``directory`` survive a machine crash."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems cannot fsync a directory; the rename itself is still atomic
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, text: str, *, mode: int | None = None) -> None:
+    """Replace ``path`` with ``text`` (write, fsync, rename, fsync the directory): readers see the
+    old or the new file, never a part. ``mode`` defaults to what the umask gives a new file
+    (mkstemp alone would leave every file 0600)."""
+    if mode is None:
+        umask = _read_umask()
+        mode = 0o666 & ~(_UMASK_AT_IMPORT if umask is None else umask)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, mode)  # before the content: a 0600 file never holds its text world-readable
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
             handle.flush()
@@ -56,12 +114,109 @@ def atomic_write(path: Path, text: str) -> None:
         except FileNotFoundError:
             pass
         raise
+    _fsync_dir(path.parent)
+
+
+class _Journal:
+    """The append-only file of one Lockfile's steps. ``append`` runs under the Lockfile's guard;
+    ``sync`` outside it, so one fsync covers every line appended before it (threads share it)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._appended = 0
+        self._synced = 0
+        self._new_file = False
+        self._sync_guard = threading.Lock()
+
+    def append(self, line: bytes) -> int:
+        if self._fd is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._new_file = not self.path.exists()
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        view = memoryview(line)
+        while view:  # one write() in practice; the loop covers a short write
+            view = view[os.write(self._fd, view) :]
+        self._appended += 1
+        return self._appended
+
+    def sync(self, upto: int | None = None) -> None:
+        """Make every line up to number ``upto`` (default: all) survive a machine crash."""
+        with self._sync_guard:
+            mark = self._appended
+            if self._fd is None or self._synced >= (mark if upto is None else upto):
+                return
+            os.fsync(self._fd)
+            if self._new_file:
+                _fsync_dir(self.path.parent)
+                self._new_file = False
+            self._synced = mark
+
+    def truncate(self) -> None:
+        """Empty the journal once qrt.lock holds all it says (qrt.lock is durable by then)."""
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            os.fsync(self._fd)
+
+    def remove(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            return
+        _fsync_dir(self.path.parent)
+
+
+def _journal_line(section: str, address: str | None, record: Any) -> bytes:
+    entry = {"section": section, "address": address, "record": record}
+    text = json.dumps(entry, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return (text + "\n").encode("utf-8")
+
+
+def _read_journal(path: Path) -> list[dict[str, Any]]:
+    """The journal's intact entries. Everything from the first damaged line on is dropped: a line
+    torn by a crash mid-write, or a tail a machine crash lost. Only lines after the last fsync can
+    be damaged, and those are the steps that need not survive one."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise LockfileError(f"{path} cannot be read: {exc}") from None
+    entries = []
+    for line in raw.split(b"\n")[:-1]:  # the last piece has no newline: empty, or torn
+        try:
+            entry = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            break
+        if not isinstance(entry, dict) or not _valid_entry(entry):
+            break
+        entries.append(entry)
+    return entries
+
+
+def _valid_entry(entry: Mapping[str, Any]) -> bool:
+    address_ok = entry.get("section") == "target" or (
+        entry.get("section") in _SECTIONS and isinstance(entry.get("address"), str)
+    )
+    return address_ok and isinstance(entry.get("record"), (dict, type(None)))
 
 
 class Lockfile:
-    """The lockfile's data with thread-safe updates; every ``save`` is one atomic replace."""
+    """The lockfile's data with thread-safe updates. Without a journal every step is one atomic
+    replace of qrt.lock; with one, a step is one appended line (see the module docstring)."""
 
-    def __init__(self, path: Path, data: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        data: dict[str, Any] | None = None,
+        *,
+        journal: Path | None = None,
+        flush_interval: float = FLUSH_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.path = path
         self._data: dict[str, Any] = data or {
             "version": VERSION,
@@ -70,21 +225,41 @@ class Lockfile:
             "jobs": {},
         }
         self._guard = threading.RLock()
+        self._journal = _Journal(journal) if journal is not None else None
+        self._flush_interval = flush_interval
+        self._clock = clock
+        self._saved_at = clock()
+        self._dirty = False  # steps journaled since qrt.lock was last written
+        self._target_pending = False  # set_target not yet journaled
 
     @classmethod
-    def load(cls, path: Path) -> Lockfile:
-        if not path.exists():
-            return cls(path)
-        try:
-            data = json.loads(path.read_text("utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise LockfileError(f"{path.name} cannot be read: {exc}") from None
-        if not isinstance(data, dict) or data.get("version") != VERSION:
-            raise LockfileError(f"{path.name} is not a version-{VERSION} qrt lockfile")
-        data.setdefault("programs", {})
-        data.setdefault("jobs", {})
-        data.setdefault("target", None)
-        return cls(path, data)
+    def load(
+        cls,
+        path: Path,
+        journal: Path | None = None,
+        *,
+        flush_interval: float = FLUSH_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> Lockfile:
+        """``path`` as it stands. With ``journal``, a journal left by a process that died is
+        replayed first, written to ``path`` and removed; while a live apply elsewhere holds the
+        state dir, its journal is only read (this Lockfile then shows that apply's progress and
+        must not be written)."""
+        if journal is None or not journal.exists():
+            lock = cls(
+                path, _read(path), journal=journal, flush_interval=flush_interval, clock=clock
+            )
+            return lock
+        with ApplyLock(journal.parent).try_hold() as owned:
+            # qrt.lock before the journal: a save in between then only makes the view older
+            lock = cls(path, _read(path), flush_interval=flush_interval, clock=clock)
+            for entry in _read_journal(journal):
+                lock._apply(entry["section"], entry.get("address"), entry["record"])
+            if owned:
+                lock.save()
+                _Journal(journal).remove()
+                lock._journal = _Journal(journal)
+            return lock
 
     # --- reading -----------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -138,39 +313,83 @@ class Lockfile:
                 )
 
     def set_target(self, target: Target) -> None:
+        # Written with the next step, as it always was: a command that fails before any step
+        # leaves qrt.lock as it found it.
         with self._guard:
-            self._data["target"] = target.to_json()
+            if self._data.get("target") != target.to_json():
+                self._data["target"] = target.to_json()
+                self._target_pending = True
 
-    def set_program(self, address: str, record: Mapping[str, Any] | None) -> None:
-        with self._guard:
-            if record is None:
-                self._data["programs"].pop(address, None)
-            else:
-                self._data["programs"][address] = dict(record)
-            self.save()
+    def set_program(
+        self, address: str, record: Mapping[str, Any] | None, *, durable: bool = False
+    ) -> None:
+        """Record (or with None, remove) a Program. ``durable``: the step must survive a machine
+        crash before the caller goes on (it precedes a runtime call that cannot be taken back)."""
+        self._step("programs", address, None if record is None else dict(record), durable)
 
-    def set_job(self, address: str, record: Mapping[str, Any] | None) -> None:
-        with self._guard:
-            if record is None:
-                self._data["jobs"].pop(address, None)
-            else:
-                self._data["jobs"][address] = dict(record)
-            self.save()
+    def set_job(
+        self, address: str, record: Mapping[str, Any] | None, *, durable: bool = False
+    ) -> None:
+        """Record (or with None, remove) a job; ``durable`` as for ``set_program``."""
+        self._step("jobs", address, None if record is None else dict(record), durable)
 
     def update_job(self, address: str, **fields: Any) -> dict[str, Any]:
         with self._guard:
             record = dict(self._data["jobs"].get(address) or {})
             record.update(fields)
-            self._data["jobs"][address] = record
-            self.save()
+            self._step("jobs", address, record, durable=False)
             return copy.deepcopy(record)
 
+    def _apply(self, section: str, address: str | None, record: dict[str, Any] | None) -> None:
+        if section == "target":
+            self._data["target"] = record
+        elif record is None:
+            self._data[section].pop(address, None)
+        else:
+            self._data[section][address] = record
+
+    def _step(
+        self, section: str, address: str | None, record: dict[str, Any] | None, durable: bool
+    ) -> None:
+        with self._guard:
+            self._apply(section, address, record)
+            if self._journal is None:
+                self.save()
+                return
+            # Serialised under the guard: the line is the record as it is now, and lines land in
+            # the order the steps happened, which replay relies on.
+            if self._target_pending:
+                self._journal.append(_journal_line("target", None, self._data["target"]))
+                self._target_pending = False
+            number = self._journal.append(_journal_line(section, address, record))
+            self._dirty = True
+            if self._clock() - self._saved_at >= self._flush_interval:
+                self.save()
+        if durable:
+            self._journal.sync(number)  # outside the guard: other threads append meanwhile
+
     def save(self) -> None:
+        """Write qrt.lock if its content changed; with a journal, empty the journal after."""
         with self._guard:
             text = self.render()
-            if self.path.exists() and self.path.read_text("utf-8") == text:
-                return
-            atomic_write(self.path, text)
+            if self._journal is not None:
+                # The journal complete on disk before qrt.lock is newer than it: a crash between
+                # the two then replays whole lines onto qrt.lock, which changes nothing.
+                self._journal.sync()
+            if not self.path.exists() or self.path.read_text("utf-8") != text:
+                atomic_write(self.path, text)
+            if self._journal is not None:
+                self._journal.truncate()
+            self._saved_at = self._clock()
+            self._dirty = self._target_pending = False
+
+    def close(self) -> None:
+        """Write qrt.lock and remove the journal: the end of an apply, also an interrupted one."""
+        with self._guard:
+            if self._dirty:
+                self.save()
+            if self._journal is not None:
+                self._journal.remove()
 
     def store_result(self, value: Any) -> dict[str, Any]:
         """Fields for a job record holding ``value``: inline, or referenced by digest."""
@@ -193,6 +412,21 @@ class Lockfile:
             raise LockfileError(f"result file {ref} cannot be read: {exc}") from None
 
 
+def _read(path: Path) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LockfileError(f"{path.name} cannot be read: {exc}") from None
+    if not isinstance(data, dict) or data.get("version") != VERSION:
+        raise LockfileError(f"{path.name} is not a version-{VERSION} qrt lockfile")
+    data.setdefault("programs", {})
+    data.setdefault("jobs", {})
+    data.setdefault("target", None)
+    return data
+
+
 def push_history(record: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The history list of a job record about to be replaced: the old record goes in front."""
     history = list(record.get("history") or [])
@@ -212,9 +446,14 @@ def _describe(target: Mapping[str, Any]) -> str:
 class ApplyLock:
     """An exclusive lock held for the whole of an apply; released even if the process dies."""
 
+    # State dirs whose lock this process holds: the OS lock is per open file, so a second acquire
+    # from the same process would wait for itself.
+    _held: set[Path] = set()
+
     def __init__(self, state_dir: Path) -> None:
         self.path = state_dir / "apply.lock"
         self.info_path = state_dir / "apply.lock.json"
+        self._key = state_dir.resolve()
 
     @contextmanager
     def hold(self) -> Iterator[None]:
@@ -246,12 +485,33 @@ class ApplyLock:
                     }
                 ),
             )
+            ApplyLock._held.add(self._key)
             yield
         finally:
+            ApplyLock._held.discard(self._key)
             try:
                 self.info_path.unlink()
             except FileNotFoundError:
                 pass
+            lock.release()
+
+    @contextmanager
+    def try_hold(self) -> Iterator[bool]:
+        """Whether this process holds the lock (already, or now for the block); never waits."""
+        if self._key in ApplyLock._held:
+            yield True
+            return
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(str(self.path), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            yield False
+            return
+        try:
+            yield True
+        finally:
             lock.release()
 
     def holder(self) -> dict[str, Any]:

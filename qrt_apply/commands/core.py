@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from qrt_apply.errors import ConfigError, LockfileError
-from qrt_apply.lockfile import ApplyLock, Lockfile
+from qrt_apply.lockfile import JOURNAL_NAME, ApplyLock, Lockfile
 from qrt_apply.manifests import load_desired_state
 from qrt_apply.model import DesiredState
 from qrt_apply.plan import Plan, make_plan, observe
@@ -53,8 +53,13 @@ _parallelism_opt = click.option(
 def _load(app: Any) -> tuple[Any, DesiredState, Lockfile]:
     project = app.project()
     desired = load_desired_state(project.root, project.manifests_dir)
-    lock = Lockfile.load(project.lockfile)
+    lock = Lockfile.load(project.lockfile, journal=_journal(project))
     return project, desired, lock
+
+
+def _journal(project: Any) -> Path:
+    """Where apply journals its steps between writes of qrt.lock (git-ignored local state)."""
+    return Path(project.state_dir) / JOURNAL_NAME
 
 
 def _check_addresses(desired: DesiredState, lock: Lockfile, addresses: tuple[str, ...]) -> None:
@@ -210,7 +215,7 @@ def apply(
     project, desired, _ = _load(app)
     workers = parallelism or project.parallelism
     with ApplyLock(project.state_dir).hold():
-        lock = Lockfile.load(project.lockfile)  # re-read under the lock
+        lock = Lockfile.load(project.lockfile, journal=_journal(project))  # re-read under the lock
         if planfile is not None:
             if targets or replace or prune:
                 raise ConfigError(
@@ -271,6 +276,8 @@ def apply(
             if stopped:
                 click.echo(_STOPPED_JOBS, err=True)
             return 130
+        finally:
+            lock.close()  # qrt.lock written, the journal removed, however the apply ended
     done = ", ".join(f"{n} {kind}" for kind, n in sorted(report.done.items())) or "nothing"
     click.echo(f"\nApply complete: {done}.")
     if report.pending:
@@ -292,7 +299,7 @@ def refresh(app: Any, parallelism: int | None) -> int:
 
     project, desired, _ = _load(app)
     with ApplyLock(project.state_dir).hold():
-        lock = Lockfile.load(project.lockfile)
+        lock = Lockfile.load(project.lockfile, journal=_journal(project))
         runtime = app.open_runtime()
         lock.check_target(runtime.target)
         observed = observe(runtime, lock.snapshot(), parallelism=parallelism or project.parallelism)
@@ -316,6 +323,8 @@ def refresh(app: Any, parallelism: int | None) -> int:
             if stopped:
                 click.echo(_STOPPED_JOBS, err=True)
             return 130
+        finally:
+            lock.close()  # qrt.lock written, the journal removed, however the apply ended
     click.echo(f"Collected {len(report.finished)} job(s).")
     return 1 if report.failed else 0
 

@@ -8,13 +8,15 @@ from typing import Any
 import click
 
 from qrt_apply.errors import ConfigError
-from qrt_apply.lockfile import Lockfile
+from qrt_apply.lockfile import JOURNAL_NAME, Lockfile
 
 __all__ = ["COMMANDS"]
 
 
 def _lock(app: Any) -> Lockfile:
-    return Lockfile.load(app.project().lockfile)
+    project = app.project()
+    # A journal left by an apply that died is replayed first (see Lockfile.load).
+    return Lockfile.load(project.lockfile, journal=project.state_dir / JOURNAL_NAME)
 
 
 @click.command()

@@ -39,7 +39,6 @@ from __future__ import annotations
 import configparser
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +46,7 @@ from typing import Any, NamedTuple
 from urllib.parse import urlparse
 
 from qrt_apply.errors import ConfigError
+from qrt_apply.lockfile import atomic_write
 from qrt_apply.runtime.base import Target
 
 __all__ = [
@@ -194,15 +194,7 @@ def _write_raw(filename: str | os.PathLike[str] | None, data: Mapping[str, Any])
     path = _path(filename)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(data, sort_keys=True, indent=4)
-    fd, tmp = tempfile.mkstemp(prefix=".qiskit-ibm.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, text, mode=0o600)  # 0600 whatever the umask: the file holds tokens
 
 
 def saved_accounts(*, filename: str | os.PathLike[str] | None = None) -> dict[str, Account]:
