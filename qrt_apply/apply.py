@@ -322,6 +322,7 @@ class Applier:
                     self.collect(address, info)
                     del remaining[address]
             if remaining:
+                self.lock.save_if_due()  # no step may come for a while: show the progress so far
                 self.sleep(interval)
                 interval = min(self.max_poll_interval, interval * 1.5)
 

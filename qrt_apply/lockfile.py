@@ -363,10 +363,16 @@ class Lockfile:
                 self._target_pending = False
             number = self._journal.append(_journal_line(section, address, record))
             self._dirty = True
-            if self._clock() - self._saved_at >= self._flush_interval:
-                self.save()
+            self.save_if_due()
         if durable:
             self._journal.sync(number)  # outside the guard: other threads append meanwhile
+
+    def save_if_due(self) -> None:
+        """Write qrt.lock if steps are journaled and ``flush_interval`` has passed since the last
+        write: readers of qrt.lock (CI, a watching user) see a long apply's progress."""
+        with self._guard:
+            if self._dirty and self._clock() - self._saved_at >= self._flush_interval:
+                self.save()
 
     def save(self) -> None:
         """Write qrt.lock if its content changed; with a journal, empty the journal after."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -181,3 +181,16 @@ class FakeRuntime:
 
     def close(self) -> None:
         pass
+
+
+class WitnessRuntime(FakeRuntime):
+    """A FakeRuntime that calls ``before_run(tags)`` as a submission reaches it (before the job
+    exists), so a test can look at what qrt had made durable by then."""
+
+    def __init__(self, before_run: Callable[[Sequence[str]], None], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.before_run = before_run
+
+    def run(self, program_id: str, inputs: Mapping[str, Any], **kwargs: Any) -> JobInfo:
+        self.before_run(tuple(kwargs.get("tags", ())))
+        return super().run(program_id, inputs, **kwargs)
