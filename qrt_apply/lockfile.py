@@ -246,17 +246,18 @@ class Lockfile:
         state dir, its journal is only read (this Lockfile then shows that apply's progress and
         must not be written)."""
         if journal is None or not journal.exists():
-            lock = cls(
+            return cls(
                 path, _read(path), journal=journal, flush_interval=flush_interval, clock=clock
             )
-            return lock
         with ApplyLock(journal.parent).try_hold() as owned:
             # qrt.lock before the journal: a save in between then only makes the view older
             lock = cls(path, _read(path), flush_interval=flush_interval, clock=clock)
-            for entry in _read_journal(journal):
+            entries = _read_journal(journal)
+            for entry in entries:
                 lock._apply(entry["section"], entry.get("address"), entry["record"])
             if owned:
-                lock.save()
+                if entries:  # an empty journal: qrt.lock is as it was, also when there is none
+                    lock.save()
                 _Journal(journal).remove()
                 lock._journal = _Journal(journal)
             return lock

@@ -392,3 +392,12 @@ def test_the_account_file_stays_private_whatever_the_umask(tmp_path: Path) -> No
     subprocess.run([sys.executable, "-c", code, str(target)], cwd=REPO, check=True, timeout=60)
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     assert "secret" in target.read_text()
+
+
+def test_an_empty_journal_is_removed_and_writes_no_lockfile(tmp_path: Path) -> None:
+    # qrt died after creating the journal, before its first line was whole
+    path, journal = tmp_path / "qrt.lock", journal_of(tmp_path)
+    journal.parent.mkdir()
+    journal.write_bytes(b'{"section": "jo')
+    lock = Lockfile.load(path, journal=journal)
+    assert lock.jobs() == {} and not path.exists() and not journal.exists()
