@@ -296,3 +296,31 @@ def test_another_users_public_program_of_the_same_name_is_no_conflict(tmp_path: 
         json.loads((root / "qrt.lock").read_text())["programs"]["program.echo"]["id"]
         != "echo-theirs"
     )
+
+
+def test_a_job_submitted_by_an_apply_that_died_with_a_journal_is_adopted(tmp_path: Path) -> None:
+    # As the test above, but the dead apply journaled: its SUBMITTING record is only in
+    # .qrt/lock.journal, and the next load replays it before the plan looks.
+    root = small_project(tmp_path)
+    journal = root / ".qrt" / "lock.journal"
+    runtime = FakeRuntime()
+    desired = load_desired_state(root, root / "manifests")
+    lock = Lockfile.load(root / "qrt.lock", journal=journal, flush_interval=1e9)
+    plan = make_plan(
+        desired,
+        lock.snapshot(),
+        observe(runtime, lock.snapshot(), names=desired.programs),
+        targets=["job.bell/plain"],
+    )
+    runtime.fail_next_run_after_submit = True
+    with pytest.raises(KeyboardInterrupt):
+        Applier(runtime, lock, desired, NullConsole(), sleep=lambda _: None).apply(plan)
+    assert not (root / "qrt.lock").exists() and journal.exists()  # no close(): qrt "died"
+    replayed = Lockfile.load(root / "qrt.lock", journal=journal)
+    record = replayed.job("job.bell/plain") or {}
+    assert record["status"] == "SUBMITTING" and "id" not in record
+    assert not journal.exists()
+    runs_before = sum(1 for name, _ in runtime.calls if name == "run")
+    plan, _ = converge(root, runtime, targets=["job.bell/plain"])
+    assert kinds(plan) == {"job.bell/plain": "wait"}
+    assert sum(1 for name, _ in runtime.calls if name == "run") == runs_before
