@@ -11,9 +11,40 @@ import yaml
 
 from qrt_apply.errors import ConfigError
 
-__all__ = ["Project", "load_project"]
+__all__ = ["Limits", "Project", "load_project"]
 
-_KEYS = {"manifests", "lockfile", "target", "parallelism"}
+_KEYS = {"manifests", "lockfile", "target", "parallelism", "limits"}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on what reading the manifests may cost (qrt.yaml ``limits:``); each stops hostile or
+    runaway input with one message before it can exhaust time or memory."""
+
+    max_manifest_bytes: int = 10 * 1024 * 1024  # one manifest file
+    max_file_bytes: int = 10 * 1024 * 1024  # one $file or Program source
+    max_matrix_jobs: int = 10_000  # the matrix product of one job entry
+    max_jobs: int = 50_000  # all jobs of the project, matrices expanded
+    max_expanded_bytes: int = 64 * 1024 * 1024  # inputs text one matrix job entry expands to
+    max_depth: int = 64  # nesting of YAML collections
+    max_yaml_nodes: int = 1_000_000  # YAML nodes in one manifest file
+
+
+def _limits(raw: Any) -> Limits:
+    if raw is None:
+        return Limits()
+    if not isinstance(raw, dict):
+        raise ConfigError("qrt.yaml: limits must be a mapping")
+    known = set(Limits.__dataclass_fields__)
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(
+            f"qrt.yaml: unknown key limits.{unknown[0]} (known: {', '.join(sorted(known))})"
+        )
+    for key, value in raw.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"qrt.yaml: limits.{key} must be a positive integer")
+    return Limits(**raw)
 
 
 @dataclass(frozen=True)
@@ -31,6 +62,10 @@ class Project:
     @property
     def parallelism(self) -> int:
         return int(self.config.get("parallelism", 4))
+
+    @property
+    def limits(self) -> Limits:
+        return _limits(self.config.get("limits"))
 
 
 def load_project(root: Path) -> Project:
@@ -57,6 +92,7 @@ def load_project(root: Path) -> Project:
         parallelism = config.get("parallelism", 4)
         if not isinstance(parallelism, int) or parallelism < 1:
             raise ConfigError("qrt.yaml: parallelism must be a positive integer")
+        _limits(config.get("limits"))  # refused here, before any command runs
     return Project(
         root=root,
         manifests_dir=root / str(config.get("manifests", "manifests")),

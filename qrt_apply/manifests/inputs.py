@@ -4,22 +4,25 @@ the shape the built-in primitives accept (V2 PUBs, or the older V1 lists)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from qrt_apply.errors import ManifestError
 from qrt_apply.model import ProgramSpec
 
-__all__ = ["check_builtin_inputs", "check_program_inputs"]
+__all__ = ["check_builtin_inputs", "check_program_inputs", "program_validator"]
 
 
-def check_program_inputs(
-    program: ProgramSpec, inputs: Mapping[str, Any], *, manifest: str, line: int, job: str
-) -> None:
+def program_validator(program: ProgramSpec) -> Any:
+    """The JSON Schema validator of ``program``'s ``spec.parameters`` (None when it has none).
+
+    Building one checks the schema and compiles its lookups; the loader builds it once per program
+    and reuses it for every job, matrix jobs included."""
     import jsonschema
 
     schema = program.spec.get("parameters")
     if not schema:
-        return
+        return None
     try:
         jsonschema.Draft202012Validator.check_schema(schema)
     except jsonschema.SchemaError as exc:
@@ -28,9 +31,27 @@ def check_program_inputs(
             program.manifest,
             program.line,
         ) from None
-    error = jsonschema.exceptions.best_match(
-        jsonschema.Draft202012Validator(schema).iter_errors(dict(inputs))
-    )
+    return jsonschema.Draft202012Validator(schema)
+
+
+def check_program_inputs(
+    program: ProgramSpec,
+    inputs: Mapping[str, Any],
+    *,
+    manifest: str,
+    line: int,
+    job: str,
+    validator: Any = None,
+) -> None:
+    """Check ``inputs`` against the program's parameters, with ``validator`` from
+    ``program_validator(program)`` when the caller has one."""
+    import jsonschema
+
+    if validator is None:
+        validator = program_validator(program)
+        if validator is None:
+            return
+    error = jsonschema.exceptions.best_match(validator.iter_errors(dict(inputs)))
     if error is not None:
         where = ".".join(str(p) for p in error.absolute_path)
         where = f" at inputs.{where}" if where else ""
@@ -42,12 +63,18 @@ def check_program_inputs(
         )
 
 
+@lru_cache(maxsize=256)
+def _qasm_head(circuit: str) -> str:
+    """The first line that is not blank or a comment. Cached: a ``$file`` circuit is one string
+    shared by every job using it, and splitting a big one per job would cost jobs x size."""
+    lines = (ln.strip() for ln in circuit.splitlines())
+    return next((ln for ln in lines if ln and not ln.startswith("//")), "")
+
+
 def _check_circuit(circuit: Any, where: str, manifest: str, line: int) -> None:
     if isinstance(circuit, str):
         # The runtime reads OpenQASM only with its version header; comments may come before it.
-        lines = [ln.strip() for ln in circuit.splitlines()]
-        head = next((ln for ln in lines if ln and not ln.startswith("//")), "")
-        if not head.startswith("OPENQASM"):
+        if not _qasm_head(circuit).startswith("OPENQASM"):
             raise ManifestError(
                 f"{where}: a circuit is OpenQASM text, {{$file: PATH}} or {{library: NAME, ...}}",
                 manifest,

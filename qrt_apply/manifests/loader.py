@@ -1,6 +1,8 @@
 """Load every manifest of a project into a validated ``DesiredState``.
 
-Order of checks: YAML syntax, JSON Schema per document, unique names, program sources and ``$file``
+Every read is bounded by the project's ``Limits`` (qrt.yaml ``limits:``): file sizes, YAML depth and
+nodes, matrix size and the number of jobs, so hostile input ends in one message, not in exhausted
+memory. Order of checks: YAML syntax, JSON Schema per document, unique names, program sources and ``$file``
 paths (confined to the repository), matrix expansion, references between batches and programs, and
 job inputs against the program's ``spec.parameters``. The first problem found is raised as a
 ``ManifestError`` with file and line; nothing is sent anywhere.
@@ -17,15 +19,20 @@ from pathlib import Path
 from typing import Any
 
 from qrt_apply.errors import ManifestError
-from qrt_apply.manifests.inputs import check_builtin_inputs, check_program_inputs
+from qrt_apply.manifests.inputs import (
+    check_builtin_inputs,
+    check_program_inputs,
+    program_validator,
+)
 from qrt_apply.manifests.resolve import (
     expand_matrix,
-    inside_repository,
+    read_bounded,
+    read_repository_file,
     resolve_files,
     substitute,
     unresolved_variables,
 )
-from qrt_apply.manifests.yamldocs import Document, load_documents
+from qrt_apply.manifests.yamldocs import Document, YamlLimits, load_documents
 from qrt_apply.model import (
     BUILTIN_PROGRAMS,
     RUNTIME_OPTION_KEYS,
@@ -35,6 +42,7 @@ from qrt_apply.model import (
     ProgramRef,
     ProgramSpec,
 )
+from qrt_apply.project import Limits, load_project
 
 __all__ = ["find_manifest_files", "load_desired_state", "schema_for"]
 
@@ -47,6 +55,13 @@ def schema_for(kind: str) -> dict[str, Any]:
     text = resources.files("qrt_apply").joinpath("schemas", _KINDS[kind]).read_text("utf-8")
     schema: dict[str, Any] = json.loads(text)
     return schema
+
+
+@cache
+def _schema_validator(kind: str) -> Any:
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(schema_for(kind))
 
 
 def find_manifest_files(manifests_dir: Path) -> list[Path]:
@@ -80,8 +95,7 @@ def _validate_schema(doc: Document) -> None:
             doc.path,
             doc.line_of(("kind",)),
         )
-    validator = jsonschema.Draft202012Validator(schema_for(kind))
-    error = jsonschema.exceptions.best_match(validator.iter_errors(data))
+    error = jsonschema.exceptions.best_match(_schema_validator(kind).iter_errors(data))
     if error is None:
         return
     path = tuple(error.absolute_path)
@@ -98,18 +112,24 @@ def _validate_schema(doc: Document) -> None:
     raise ManifestError(message, doc.path, doc.line_of(path))
 
 
-def _program(doc: Document, root: Path, manifest_path: Path) -> ProgramSpec:
+def _program(doc: Document, root: Path, manifest_path: Path, limits: Limits) -> ProgramSpec:
     data = doc.data
     source_rel = data["source"]
-    target = inside_repository(root, manifest_path.parent, source_rel)
     line = doc.line_of(("source",))
-    if target is None:
-        raise ManifestError(
-            f"source {source_rel!r} resolves outside the repository", doc.path, line
-        )
-    if not target.is_file():
-        raise ManifestError(f"source {source_rel!r} does not exist", doc.path, line)
-    source = target.read_text("utf-8")
+    target, raw = read_repository_file(
+        root,
+        manifest_path.parent,
+        source_rel,
+        what="source",
+        manifest=doc.path,
+        line=line,
+        limit=limits.max_file_bytes,
+    )
+    try:
+        # Universal newlines, as Path.read_text gives: the source and its digest stay as they were.
+        source = raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+    except UnicodeDecodeError:
+        raise ManifestError(f"source {source_rel!r} is not UTF-8 text", doc.path, line) from None
     if "def main(" not in source:
         raise ManifestError(
             f"source {source_rel!r} defines no main(backend, user_messenger, **kwargs)",
@@ -145,12 +165,34 @@ def _program_ref(doc: Document, programs: Mapping[str, ProgramSpec]) -> ProgramR
     )
 
 
+class _Budget:
+    """What one load shares across batches: the limits, the jobs made so far, the files read
+    and the validators built (one per program)."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.jobs = 0
+        self.files: dict[Path, tuple[str, str]] = {}
+        self.validators: dict[str, Any] = {}
+
+    def validator(self, program: ProgramSpec) -> Any:
+        if program.name not in self.validators:
+            self.validators[program.name] = program_validator(program)
+        return self.validators[program.name]
+
+
 def _batch(
-    doc: Document, root: Path, manifest_path: Path, programs: Mapping[str, ProgramSpec]
+    doc: Document,
+    root: Path,
+    manifest_path: Path,
+    programs: Mapping[str, ProgramSpec],
+    budget: _Budget,
 ) -> BatchSpec:
     data = doc.data
+    limits = budget.limits
     ref = _program_ref(doc, programs)
     program = programs.get(ref.value) if ref.kind == "managed" else None
+    validator = budget.validator(program) if program is not None else None
     batch_options = data.get("options", {})
     batch_tags = tuple(data.get("tags", ()))
     session = bool(data.get("session", False))
@@ -168,11 +210,26 @@ def _batch(
             locate=doc.line_of,
             path=("jobs", index, "inputs"),
             files=files,
+            max_bytes=limits.max_file_bytes,
+            cache=budget.files,
         )
         options = {**batch_options, **job.get("options", {})}
-        for name, job_inputs, variables in expand_matrix(
-            {**job, "inputs": inputs}, manifest=doc.path, line=line
-        ):
+        expanded = expand_matrix(
+            {**job, "inputs": inputs},
+            manifest=doc.path,
+            line=line,
+            max_jobs=limits.max_matrix_jobs,
+            max_bytes=limits.max_expanded_bytes,
+        )
+        budget.jobs += len(expanded)
+        if budget.jobs > limits.max_jobs:
+            raise ManifestError(
+                f"job {job['name']!r}: the manifests make more than {limits.max_jobs:,} jobs "
+                "(qrt.yaml limits.max_jobs)",
+                doc.path,
+                line,
+            )
+        for name, job_inputs, variables in expanded:
             job_options = substitute(options, variables, used=set())
             leftover = unresolved_variables(job_options)
             if leftover:
@@ -203,7 +260,14 @@ def _batch(
                         doc.path,
                         line,
                     )
-                check_program_inputs(program, job_inputs, manifest=doc.path, line=line, job=name)
+                check_program_inputs(
+                    program,
+                    job_inputs,
+                    manifest=doc.path,
+                    line=line,
+                    job=name,
+                    validator=validator,
+                )
             elif ref.kind == "builtin":
                 check_builtin_inputs(ref.value, job_inputs, manifest=doc.path, line=line, job=name)
             jobs.append(
@@ -234,9 +298,17 @@ def _batch(
     )
 
 
-def load_desired_state(root: Path, manifests_dir: Path) -> DesiredState:
-    """Read, validate and resolve every manifest under ``manifests_dir``."""
+def load_desired_state(
+    root: Path, manifests_dir: Path, limits: Limits | None = None
+) -> DesiredState:
+    """Read, validate and resolve every manifest under ``manifests_dir``.
+
+    ``limits`` default to those of ``root``'s qrt.yaml (the commands pass only the paths)."""
     root = root.resolve()
+    if limits is None:
+        limits = load_project(root).limits
+    yaml_limits = YamlLimits(max_depth=limits.max_depth, max_nodes=limits.max_yaml_nodes)
+    budget = _Budget(limits)
     documents: list[tuple[Document, Path]] = []
     for file in find_manifest_files(manifests_dir):
         rel = (
@@ -244,11 +316,13 @@ def load_desired_state(root: Path, manifests_dir: Path) -> DesiredState:
             if file.resolve().is_relative_to(root)
             else str(file)
         )
+        raw = read_bounded(file, limits.max_manifest_bytes, "the manifest", rel, None)
         try:
-            text = file.read_text("utf-8")
+            # Universal newlines, as Path.read_text gave (a lone \r ends a line for YAML too).
+            text = raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
         except UnicodeDecodeError:
             raise ManifestError("not UTF-8 text", rel) from None
-        for doc in load_documents(text, rel):
+        for doc in load_documents(text, rel, limits=yaml_limits):
             _validate_schema(doc)
             documents.append((doc, file))
 
@@ -267,11 +341,11 @@ def load_desired_state(root: Path, manifests_dir: Path) -> DesiredState:
     programs: dict[str, ProgramSpec] = {}
     for doc, file in documents:
         if doc.data["kind"] == "Program":
-            programs[doc.data["name"]] = _program(doc, root, file)
+            programs[doc.data["name"]] = _program(doc, root, file, limits)
     batches: dict[str, BatchSpec] = {}
     for doc, file in documents:
         if doc.data["kind"] == "JobBatch":
-            batches[doc.data["name"]] = _batch(doc, root, file, programs)
+            batches[doc.data["name"]] = _batch(doc, root, file, programs, budget)
     return DesiredState(
         programs=dict(sorted(programs.items())), batches=dict(sorted(batches.items()))
     )
