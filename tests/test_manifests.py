@@ -268,3 +268,110 @@ def test_matrix_variables_reach_job_options(tmp_path: Path) -> None:
     assert jobs["s-1"].options == {"default_shots": 10, "seed_simulator": 1}
     assert jobs["s-2"].params()["options"] == {"default_shots": 10, "seed_simulator": 2}
     assert jobs["s-1"].digest != jobs["s-2"].digest
+
+
+# A YAML file that exercises what the two parsers might disagree on: scalar types, styles, block
+# scalars, flow and block collections, comments, several documents, CRLF-free multi-line strings.
+_PARSER_EDGES = """\
+# leading comment
+apiVersion: qrt/v1
+kind: JobBatch
+name: edges
+program: sampler
+tags: [a, "b", 'c', 1x, yes-no]
+options: {default_shots: 0x10, seed_simulator: 017, precision: 1.5e-3, flag: ~, switch: off}
+jobs:
+  - name: folded
+    inputs:
+      text: >
+        folded
+        lines
+
+      literal: |-
+        keep
+          indent
+      when: 2001-12-14
+      stamp: 2001-12-14t21:59:43.10-05:00
+      big: 123456789012345678901234567890
+      inf: .inf
+      quoted: "tab\\tand \\u00e9"
+      empty: []
+      nested: {a: [1, {b: [2, 3]}], c: {}}
+---
+---
+kind: Second
+list:
+- x
+-   - y
+    - z
+"""
+
+
+def test_c_and_pure_parsers_agree_on_data_and_lines(tmp_path: Path) -> None:
+    from qrt_apply.manifests.yamldocs import HAVE_LIBYAML, load_documents
+
+    if not HAVE_LIBYAML:
+        pytest.skip("PyYAML was built without libyaml")
+    copy_example(tmp_path / "example")
+    small_project(tmp_path / "small")
+    write(tmp_path, "edges/edges.yaml", _PARSER_EDGES)
+    files = sorted(tmp_path.rglob("*.yaml"))
+    assert len(files) >= 4
+    for file in files:
+        text = file.read_text("utf-8")
+        fast = load_documents(text, file.name)
+        pure = load_documents(text, file.name, pure=True)
+        assert fast == pure, file
+        assert fast and all(doc.lines for doc in fast), file
+    edges = load_documents(_PARSER_EDGES, "edges.yaml")
+    assert edges[0].lines[("jobs", 0, "inputs", "literal")] == 15
+    assert edges[1].lines[("list", 1, 1)] == 31
+    assert edges[0].data["jobs"][0]["inputs"]["literal"] == "keep\n  indent"
+
+
+def test_limits_come_from_qrt_yaml(tmp_path: Path) -> None:
+    root = small_project(tmp_path)
+    (root / "qrt.yaml").write_text("limits:\n  max_matrix_jobs: 1\n")
+    with pytest.raises(ManifestError, match=r"makes 2 jobs, more than the limit of 1"):
+        load(root)
+    (root / "qrt.yaml").write_text("limits:\n  max_matrix_jobs: 0\n")
+    from qrt_apply.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="limits.max_matrix_jobs must be a positive integer"):
+        load(root)
+    (root / "qrt.yaml").write_text("limits:\n  max_colours: 3\n")
+    with pytest.raises(ConfigError, match="unknown key limits.max_colours"):
+        load(root)
+
+
+def test_program_validator_is_built_once_per_program(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from qrt_apply.manifests import loader
+
+    built: list[str] = []
+    real = loader.program_validator
+
+    def counting(program):  # type: ignore[no-untyped-def]
+        built.append(program.name)
+        return real(program)
+
+    monkeypatch.setattr(loader, "program_validator", counting)
+    root = small_project(tmp_path)
+    write(
+        root,
+        "manifests/more.yaml",
+        """
+        apiVersion: qrt/v1
+        kind: JobBatch
+        name: sweep
+        program: echo
+        jobs:
+          - name: it-${n}
+            matrix: {n: [1, 2, 3, 4, 5]}
+            inputs: {iterations: "${n}"}
+        """,
+    )
+    desired = load(root)
+    assert len(desired.batches["sweep"].jobs) == 5
+    assert built == ["echo"]
