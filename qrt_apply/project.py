@@ -27,7 +27,7 @@ class Limits:
     max_jobs: int = 50_000  # all jobs of the project, matrices expanded
     max_expanded_bytes: int = 64 * 1024 * 1024  # inputs text one matrix job entry expands to
     max_depth: int = 64  # nesting of YAML collections
-    max_yaml_nodes: int = 1_000_000  # YAML nodes in one manifest file
+    max_yaml_nodes: int = 250_000  # YAML nodes in one manifest file (~0.5 KB of memory each)
 
 
 def _limits(raw: Any) -> Limits:

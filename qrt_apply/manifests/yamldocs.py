@@ -40,7 +40,7 @@ except ImportError:  # PyYAML built without libyaml
 @dataclass(frozen=True)
 class YamlLimits:
     max_depth: int = 64
-    max_nodes: int = 1_000_000
+    max_nodes: int = 250_000
 
 
 @dataclass(frozen=True)
