@@ -26,7 +26,6 @@ import copy
 import json
 import os
 import socket
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -35,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from qrt_apply.errors import LockfileError
+from qrt_apply.fileio import atomic_write
+from qrt_apply.journal import Journal, journal_line, read_journal
 from qrt_apply.model import canonical_json, sha256_hex
 from qrt_apply.runtime.base import Target
 
@@ -54,154 +55,6 @@ JOURNAL_NAME = "lock.journal"
 FLUSH_INTERVAL = 2.0
 VERSION = 1
 HISTORY_LIMIT = 10
-_SECTIONS = ("programs", "jobs")
-
-
-def _read_umask() -> int | None:
-    # /proc reads the umask without changing it: os.umask(set) then os.umask(restore) is
-    # process-global and would leave a window in which another thread creates files 0o000-masked.
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            return next(int(x.split()[1], 8) for x in status if x.startswith("Umask:"))
-    except (OSError, ValueError, IndexError, StopIteration):
-        return None
-
-
-def _umask_at_import() -> int:
-    mask = _read_umask()
-    if mask is None:  # no /proc: set and restore once, at import, before any thread of qrt's runs
-        mask = os.umask(0o022)
-        os.umask(mask)
-    return mask
-
-
-_UMASK_AT_IMPORT = _umask_at_import()
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename, creation or removal in ``directory`` survive a machine crash."""
-    try:
-        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some filesystems cannot fsync a directory; the rename itself is still atomic
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, text: str, *, mode: int | None = None) -> None:
-    """Replace ``path`` with ``text`` (write, fsync, rename, fsync the directory): readers see the
-    old or the new file, never a part. ``mode`` defaults to what the umask gives a new file
-    (mkstemp alone would leave every file 0600)."""
-    if mode is None:
-        umask = _read_umask()
-        mode = 0o666 & ~(_UMASK_AT_IMPORT if umask is None else umask)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)  # before the content: a 0600 file never holds its text world-readable
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(path.parent)
-
-
-class _Journal:
-    """The append-only file of one Lockfile's steps. ``append`` runs under the Lockfile's guard;
-    ``sync`` outside it, so one fsync covers every line appended before it (threads share it)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd: int | None = None
-        self._appended = 0
-        self._synced = 0
-        self._new_file = False
-        self._sync_guard = threading.Lock()
-
-    def append(self, line: bytes) -> int:
-        if self._fd is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._new_file = not self.path.exists()
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
-        view = memoryview(line)
-        while view:  # one write() in practice; the loop covers a short write
-            view = view[os.write(self._fd, view) :]
-        self._appended += 1
-        return self._appended
-
-    def sync(self, upto: int | None = None) -> None:
-        """Make every line up to number ``upto`` (default: all) survive a machine crash."""
-        with self._sync_guard:
-            mark = self._appended
-            if self._fd is None or self._synced >= (mark if upto is None else upto):
-                return
-            os.fsync(self._fd)
-            if self._new_file:
-                _fsync_dir(self.path.parent)
-                self._new_file = False
-            self._synced = mark
-
-    def truncate(self) -> None:
-        """Empty the journal once qrt.lock holds all it says (qrt.lock is durable by then)."""
-        if self._fd is not None:
-            os.ftruncate(self._fd, 0)
-            os.fsync(self._fd)
-
-    def remove(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-        try:
-            self.path.unlink()
-        except FileNotFoundError:
-            return
-        _fsync_dir(self.path.parent)
-
-
-def _journal_line(section: str, address: str | None, record: Any) -> bytes:
-    entry = {"section": section, "address": address, "record": record}
-    text = json.dumps(entry, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return (text + "\n").encode("utf-8")
-
-
-def _read_journal(path: Path) -> list[dict[str, Any]]:
-    """The journal's intact entries. Everything from the first damaged line on is dropped: a line
-    torn by a crash mid-write, or a tail a machine crash lost. Only lines after the last fsync can
-    be damaged, and those are the steps that need not survive one."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return []
-    except OSError as exc:
-        raise LockfileError(f"{path} cannot be read: {exc}") from None
-    entries = []
-    for line in raw.split(b"\n")[:-1]:  # the last piece has no newline: empty, or torn
-        try:
-            entry = json.loads(line.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            break
-        if not isinstance(entry, dict) or not _valid_entry(entry):
-            break
-        entries.append(entry)
-    return entries
-
-
-def _valid_entry(entry: Mapping[str, Any]) -> bool:
-    address_ok = entry.get("section") == "target" or (
-        entry.get("section") in _SECTIONS and isinstance(entry.get("address"), str)
-    )
-    return address_ok and isinstance(entry.get("record"), (dict, type(None)))
 
 
 class Lockfile:
@@ -225,7 +78,7 @@ class Lockfile:
             "jobs": {},
         }
         self._guard = threading.RLock()
-        self._journal = _Journal(journal) if journal is not None else None
+        self._journal = Journal(journal) if journal is not None else None
         self._flush_interval = flush_interval
         self._clock = clock
         self._saved_at = clock()
@@ -252,14 +105,14 @@ class Lockfile:
         with ApplyLock(journal.parent).try_hold() as owned:
             # qrt.lock before the journal: a save in between then only makes the view older
             lock = cls(path, _read(path), flush_interval=flush_interval, clock=clock)
-            entries = _read_journal(journal)
+            entries = read_journal(journal)
             for entry in entries:
                 lock._apply(entry["section"], entry.get("address"), entry["record"])
             if owned:
                 if entries:  # an empty journal: qrt.lock is as it was, also when there is none
                     lock.save()
-                _Journal(journal).remove()
-                lock._journal = _Journal(journal)
+                Journal(journal).remove()
+                lock._journal = Journal(journal)
             return lock
 
     # --- reading -----------------------------------------------------------------------------
@@ -360,9 +213,9 @@ class Lockfile:
             # Serialised under the guard: the line is the record as it is now, and lines land in
             # the order the steps happened, which replay relies on.
             if self._target_pending:
-                self._journal.append(_journal_line("target", None, self._data["target"]))
+                self._journal.append(journal_line("target", None, self._data["target"]))
                 self._target_pending = False
-            number = self._journal.append(_journal_line(section, address, record))
+            number = self._journal.append(journal_line(section, address, record))
             self._dirty = True
             self.save_if_due()
         if durable:

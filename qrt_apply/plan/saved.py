@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from qrt_apply.errors import PlanError
-from qrt_apply.lockfile import atomic_write
+from qrt_apply.fileio import atomic_write
 from qrt_apply.model import DesiredState, canonical_json, sha256_hex
 from qrt_apply.plan.model import Action, Change, Plan
 

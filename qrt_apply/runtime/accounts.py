@@ -46,7 +46,7 @@ from typing import Any, NamedTuple
 from urllib.parse import urlparse
 
 from qrt_apply.errors import ConfigError
-from qrt_apply.lockfile import atomic_write
+from qrt_apply.fileio import atomic_write
 from qrt_apply.runtime.base import Target
 
 __all__ = [
