@@ -26,6 +26,7 @@ from qrt_apply.lockfile import Lockfile, push_history
 from qrt_apply.model import DesiredState, JobSpec, ProgramSpec
 from qrt_apply.plan.diff import job_digest_parts
 from qrt_apply.plan.model import Action, Plan
+from qrt_apply.plan.refresh import poll_jobs
 from qrt_apply.render.console import Console
 from qrt_apply.runtime.base import FINAL_STATUSES, SUBMIT_TAG_PREFIX, JobInfo, Runtime
 
@@ -304,27 +305,40 @@ class Applier:
         self.report.count(action.kind)
         return info
 
-    def _wait_all(self, in_flight: Mapping[str, str]) -> None:
+    def _wait_all(self, in_flight: Mapping[str, str], *, once: bool = False) -> list[str]:
+        """Collect the jobs of ``in_flight`` (address -> id) as they end; each round is one listing
+        of the pending jobs plus a read of each id it did not return. ``once``: one round only.
+        Returns the addresses still running."""
         remaining = dict(in_flight)
         interval = self.poll_interval
         while remaining:
-            for address, job_id in list(remaining.items()):
-                try:
-                    info = self.runtime.job(job_id, include_params=False)
-                except NotFoundError:
-                    self.lock.update_job(
-                        address, status="CANCELLED", reason="GONE FROM THE RUNTIME"
-                    )
-                    self.report.finished[address] = "CANCELLED"
-                    del remaining[address]
-                    continue
-                if info.status in FINAL_STATUSES:
-                    self.collect(address, info)
-                    del remaining[address]
-            if remaining:
-                self.lock.save_if_due()  # no step may come for a while: show the progress so far
-                self.sleep(interval)
-                interval = min(self.max_poll_interval, interval * 1.5)
+            self._poll_round(remaining)
+            if once or not remaining:
+                break
+            self.lock.save_if_due()  # no step may come for a while: show the progress so far
+            self.sleep(interval)
+            interval = min(self.max_poll_interval, interval * 1.5)
+        return sorted(remaining)
+
+    def poll_once(self, in_flight: Mapping[str, str]) -> list[str]:
+        """One round of ``_wait_all`` (``qrt refresh`` without ``--wait``): collect what is final,
+        return the addresses still running."""
+        return self._wait_all(in_flight, once=True)
+
+    def _poll_round(self, remaining: dict[str, str]) -> None:
+        """Collect and drop from ``remaining`` every job that is final or gone."""
+        seen = poll_jobs(
+            self.runtime, sorted(set(remaining.values())), parallelism=self.parallelism
+        )
+        for address, job_id in sorted(remaining.items()):
+            info = seen.get(job_id)
+            if info is None:
+                self.lock.update_job(address, status="CANCELLED", reason="GONE FROM THE RUNTIME")
+                self.report.finished[address] = "CANCELLED"
+                del remaining[address]
+            elif info.status in FINAL_STATUSES:
+                self.collect(address, info)
+                del remaining[address]
 
     def collect(self, address: str, info: JobInfo) -> None:
         fields: dict[str, Any] = {

@@ -158,6 +158,13 @@ class FakeRuntime:
         descending: bool = True,
     ) -> list[JobInfo]:
         found = [j for j in self.jobs_by_id.values() if set(tags) <= set(j.tags)]
+        if pending is not None:
+            # A listing of pending jobs is a poll too: each unfinished job advances one state, as
+            # by job(), so code that waits with listings sees jobs end.
+            for job_id in [j.id for j in found if not j.final]:
+                self.job(job_id)
+            found = [self.jobs_by_id[j.id] for j in found]
+            found = [j for j in found if j.final != pending]
         return found[skip : None if limit is None else skip + limit]
 
     def job_result(self, job_id: str) -> str:

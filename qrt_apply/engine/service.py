@@ -23,6 +23,7 @@ from qrt_apply.engine.executor import Executor, is_builtin
 from qrt_apply.engine.records import JobQuery, JobRecord, ProgramRecord, utc_now
 from qrt_apply.engine.store import Store
 from qrt_apply.errors import ConflictError, NotFoundError, RuntimeApiError
+from qrt_apply.model import sha256_hex
 from qrt_apply.runtime.base import FINAL_STATUSES, BackendInfo, JobInfo, ProgramInfo
 
 __all__ = ["BUILTIN_COST", "MAX_ROWS", "MAX_SECONDS", "RESERVED_PROGRAM_IDS", "RuntimeService"]
@@ -42,7 +43,11 @@ def _seconds_between(start: str | None, end: str | None) -> int:
     return math.ceil((stop - datetime.fromisoformat(start)).total_seconds())
 
 
-def _program_info(program: ProgramRecord, *, with_data: bool) -> ProgramInfo:
+def _program_info(
+    program: ProgramRecord, *, with_data: bool, owner: str | None = None
+) -> ProgramInfo:
+    """``owner``: the viewer; the source digest goes to the program's owner only, like the source."""
+    mine = with_data or (owner is not None and program.owner == owner)
     return ProgramInfo(
         id=program.id,
         name=program.name,
@@ -53,6 +58,7 @@ def _program_info(program: ProgramRecord, *, with_data: bool) -> ProgramInfo:
         data=program.source if with_data else None,
         creation_date=program.created,
         update_date=program.updated,
+        data_digest=sha256_hex(program.source) if mine else None,
     )
 
 
@@ -98,7 +104,7 @@ class RuntimeService:
     ) -> tuple[list[ProgramInfo], int]:
         checks.paging(limit, offset)
         records, total = self.store.list_programs(owner, limit, offset)
-        return [_program_info(p, with_data=False) for p in records], total
+        return [_program_info(p, with_data=False, owner=owner) for p in records], total
 
     def _visible_program(self, owner: str, program_id: str) -> ProgramRecord:
         program = self.store.get_program(program_id)

@@ -1,19 +1,33 @@
 """Refresh: read what the runtime holds for everything the lockfile and manifests name.
 
 The only code on the plan path that talks to the runtime; it reads and never writes.
+
+It reads listings, not objects one by one, so a converged plan costs the list pages and a few calls:
+
+* Programs come from the paged program list. A program's source is fetched (``program()``) only when
+  the listing cannot vouch for it: the runtime gives no ``data_digest`` for it (the real API does
+  not; ``qrt serve`` and the embedded runtime do), that digest differs from the lockfile's
+  ``content_digest``, or the program is missing from the list (deleted, or a listing that leaves
+  it out). A listed ``data_digest`` also marks the program as the caller's own, which is what a
+  name lookup needs.
+* Jobs the lockfile has in flight come from the listing of pending jobs; only those it does not
+  return (most likely final by now, whose results are fetched anyway) are read one by one.
+* Fallback reads run on ``parallelism`` threads, never one thread per object.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from qrt_apply.errors import NotFoundError
 from qrt_apply.runtime.base import JobInfo, ProgramInfo, Runtime
 
-__all__ = ["Observed", "observe"]
+__all__ = ["Observed", "observe", "poll_jobs"]
+
+V = TypeVar("V")
 
 
 @dataclass(frozen=True)
@@ -45,6 +59,45 @@ def _tagged(runtime: Runtime, tag: str) -> JobInfo | None:
     return found[0] if found else None
 
 
+def _each(pool: ThreadPoolExecutor, read: Callable[[str], V], keys: Iterable[str]) -> dict[str, V]:
+    ordered = sorted(set(keys))
+    return dict(zip(ordered, pool.map(read, ordered), strict=True))
+
+
+def poll_jobs(
+    runtime: Runtime,
+    job_ids: Collection[str],
+    *,
+    pool: ThreadPoolExecutor | None = None,
+    parallelism: int = 4,
+) -> dict[str, JobInfo | None]:
+    """The current state of ``job_ids`` (None: gone from the runtime): one listing of the pending
+    jobs, then a read of each id the listing did not return. A single id is read directly, as the
+    listing could only cost more. Reads run on ``pool``, else on ``parallelism`` threads."""
+    if not job_ids:
+        return {}
+    found: dict[str, JobInfo | None] = {}
+    if len(job_ids) > 1:
+        wanted = set(job_ids)
+        found = {j.id: j for j in runtime.jobs(pending=True, limit=None) if j.id in wanted}
+    rest = [i for i in job_ids if i not in found]
+    if pool is None:
+        with ThreadPoolExecutor(max_workers=max(1, parallelism)) as own:
+            found.update(_each(own, lambda i: _job(runtime, i), rest))
+    else:
+        found.update(_each(pool, lambda i: _job(runtime, i), rest))
+    return found
+
+
+def _recorded_programs(lock: Mapping[str, Any]) -> dict[str, str | None]:
+    """id -> the content digest the lockfile recorded for it."""
+    out: dict[str, str | None] = {}
+    for rec in lock.get("programs", {}).values():
+        if rec.get("id"):
+            out[str(rec["id"])] = rec.get("content_digest")
+    return out
+
+
 def observe(
     runtime: Runtime,
     lock: Mapping[str, Any],
@@ -55,7 +108,7 @@ def observe(
     """Read the runtime for everything in ``lock``, and look up which of ``names`` (programs the
     manifests want) already exist on the runtime as the caller's own (someone else's public
     program of the same name is no conflict)."""
-    program_ids = sorted({rec["id"] for rec in lock.get("programs", {}).values() if rec.get("id")})
+    recorded = _recorded_programs(lock)
     job_ids: set[str] = set()
     tags: set[str] = set()
     for rec in lock.get("jobs", {}).values():
@@ -64,29 +117,42 @@ def observe(
             job_ids.add(rec["id"])
         elif status == "SUBMITTING" and rec.get("submission_tag"):
             tags.add(rec["submission_tag"])
+    wanted = set(names)
+    # Fallback reads run in the pool while this thread waits: nothing in the pool waits on the
+    # pool, so any ``parallelism`` (also 1) makes progress.
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
-        listed = pool.submit(runtime.programs)
         backends = pool.submit(runtime.backends)
-        programs = dict(
-            zip(program_ids, pool.map(lambda i: _program(runtime, i), program_ids), strict=True)
-        )
-        ordered_jobs = sorted(job_ids)
-        jobs = dict(
-            zip(ordered_jobs, pool.map(lambda i: _job(runtime, i), ordered_jobs), strict=True)
-        )
-        ordered_tags = sorted(tags)
-        found = dict(
-            zip(ordered_tags, pool.map(lambda t: _tagged(runtime, t), ordered_tags), strict=True)
-        )
-        wanted = set(names)
-        same_name = [p.id for p in listed.result() if p.name in wanted]
-        found_programs = [p for p in pool.map(lambda i: _program(runtime, i), same_name) if p]
-        owned = {p.name: p.id for p in found_programs if p.data is not None}
+        listed = {p.id: p for p in runtime.programs()}
+        programs: dict[str, ProgramInfo | None] = {}
+        for program_id, digest in recorded.items():
+            info = listed.get(program_id)
+            # A listing carries no source: a listed digest equal to the recorded one says the
+            # source is unchanged, and diff then keeps the recorded content digest.
+            if info is not None and info.data_digest is not None and info.data_digest == digest:
+                programs[program_id] = info
+        unread = [i for i in recorded if i not in programs]
+        programs.update(_each(pool, lambda i: _program(runtime, i), unread))
+        # Whose is a program of a wanted name: a listed digest or a readable source says "mine".
+        owned: dict[str, str] = {}
+        unsure: list[str] = []
+        for info in listed.values():
+            if info.name not in wanted:
+                continue
+            seen = programs.get(info.id)
+            if info.data_digest is not None or (seen is not None and seen.data is not None):
+                owned.setdefault(info.name, info.id)
+            elif info.id not in programs:
+                unsure.append(info.id)
+        for read in _each(pool, lambda i: _program(runtime, i), unsure).values():
+            if read is not None and read.data is not None:
+                owned.setdefault(read.name, read.id)
+        observed_jobs = poll_jobs(runtime, sorted(job_ids), pool=pool)
+        found = _each(pool, lambda t: _tagged(runtime, t), tags)
         backend_names = tuple(sorted(b.name for b in backends.result()))
     return Observed(
         programs=programs,
         names=owned,
-        jobs=jobs,
+        jobs=observed_jobs,
         tagged={tag: job for tag, job in found.items() if job is not None},
         backends=backend_names,
     )

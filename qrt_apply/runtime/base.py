@@ -64,6 +64,9 @@ class ProgramInfo:
     data: str | None = None  # plain-text source; only for the owner, only from program()
     creation_date: str | None = None
     update_date: str | None = None
+    # sha256 hex of the UTF-8 source (as ``model.content_digest``), only for the owner; None where
+    # the runtime does not say. Lets a refresh tell from a listing whether the source changed.
+    data_digest: str | None = None
 
 
 @dataclass(frozen=True)

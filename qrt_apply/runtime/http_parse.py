@@ -34,6 +34,7 @@ def parse_program(data: Any) -> ProgramInfo:
         data=_str_or_none(data.get("data")),
         creation_date=_str_or_none(data.get("creation_date")),
         update_date=_str_or_none(data.get("update_date")),
+        data_digest=_str_or_none(data.get("data_digest")),
     )
 
 

@@ -330,6 +330,8 @@ def program_to_wire(program: ProgramInfo, *, with_data: bool = False) -> dict[st
     }
     if with_data and program.data:
         out["data"] = program.data
+    if program.data_digest:  # qrt's extension: lets a client skip GETs of unchanged sources
+        out["data_digest"] = program.data_digest
     return out
 
 
