@@ -292,31 +292,43 @@ def apply(
 
 @click.command()
 @_parallelism_opt
+@click.option(
+    "--wait", is_flag=True, help="Block until every in-flight job is final (default: poll once)."
+)
 @click.pass_obj
-def refresh(app: Any, parallelism: int | None) -> int:
-    """Poll in-flight jobs, collect their results into qrt.lock; submits nothing."""
+def refresh(app: Any, parallelism: int | None, wait: bool) -> int:
+    """Poll in-flight jobs once, collect the final ones into qrt.lock; submits nothing."""
     from qrt_apply.apply import Applier
 
     project, desired, _ = _load(app)
+    workers = parallelism or project.parallelism
     with ApplyLock(project.state_dir).hold():
         lock = Lockfile.load(project.lockfile, journal=_journal(project))
         runtime = app.open_runtime()
         lock.check_target(runtime.target)
-        observed = observe(runtime, lock.snapshot(), parallelism=parallelism or project.parallelism)
+        observed = observe(runtime, lock.snapshot(), parallelism=workers)
         full = make_plan(desired, lock.snapshot(), observed)
         waits = tuple(a for a in full.actions if a.kind == "wait")
         if not waits:
             click.echo("Nothing in flight.")
             return 0
-        applier = Applier(
-            runtime,
-            lock,
-            desired,
-            TerminalConsole(),
-            parallelism=parallelism or project.parallelism,
-        )
+        hand_over = getattr(runtime, "hand_over_on_close", None)
+        if not wait and hand_over is not None:
+            # The embedded runtime runs jobs in this process: without --wait a detached runner
+            # takes them over at exit, as after `apply --no-wait`, so they still finish.
+            hand_over(detach=True)
+        applier = Applier(runtime, lock, desired, TerminalConsole(), parallelism=workers, wait=wait)
+        running: list[str] = []
         try:
             report = applier.apply(Plan(actions=waits, target=full.target))
+            if not wait:
+                in_flight = {}
+                for address in report.pending:
+                    job_id = (lock.job(address) or {}).get("id")
+                    if job_id:
+                        in_flight[address] = str(job_id)
+                running = applier.poll_once(in_flight)
+                lock.save()
         except KeyboardInterrupt:
             stopped = app.interrupted()
             click.echo("\nInterrupted. qrt.lock keeps the results collected so far.", err=True)
@@ -326,6 +338,11 @@ def refresh(app: Any, parallelism: int | None) -> int:
         finally:
             lock.close()  # qrt.lock written, the journal removed, however the apply ended
     click.echo(f"Collected {len(report.finished)} job(s).")
+    if running:
+        click.echo(
+            f"{len(running)} job(s) still running; `qrt refresh` again (or `qrt refresh --wait`) "
+            "collects them."
+        )
     return 1 if report.failed else 0
 
 
