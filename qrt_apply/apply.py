@@ -33,6 +33,7 @@ from qrt_apply.runtime.base import FINAL_STATUSES, SUBMIT_TAG_PREFIX, JobInfo, R
 __all__ = ["ApplyReport", "Applier"]
 
 ERROR_TEXT_LIMIT = 64 * 1024
+_READ_EVERY = 10  # _wait_all: one round in this many reads each job instead of listing
 
 
 @dataclass
@@ -311,8 +312,12 @@ class Applier:
         Returns the addresses still running."""
         remaining = dict(in_flight)
         interval = self.poll_interval
+        rounds = 0
         while remaining:
-            self._poll_round(remaining)
+            # Every tenth round (the first included) reads each job: a read is what lets the
+            # embedded runtime re-queue a job whose runner died (lazy recovery); a listing is not.
+            self._poll_round(remaining, listing=rounds % _READ_EVERY != 0)
+            rounds += 1
             if once or not remaining:
                 break
             self.lock.save_if_due()  # no step may come for a while: show the progress so far
@@ -325,11 +330,10 @@ class Applier:
         return the addresses still running."""
         return self._wait_all(in_flight, once=True)
 
-    def _poll_round(self, remaining: dict[str, str]) -> None:
+    def _poll_round(self, remaining: dict[str, str], *, listing: bool) -> None:
         """Collect and drop from ``remaining`` every job that is final or gone."""
-        seen = poll_jobs(
-            self.runtime, sorted(set(remaining.values())), parallelism=self.parallelism
-        )
+        ids = sorted(set(remaining.values()))
+        seen = poll_jobs(self.runtime, ids, parallelism=self.parallelism, listing=listing)
         for address, job_id in sorted(remaining.items()):
             info = seen.get(job_id)
             if info is None:

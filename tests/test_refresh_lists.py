@@ -130,6 +130,7 @@ class CountingFake(FakeRuntime):
         super().__init__(**kwargs)
         self.reads: Counter[str] = Counter()
         self.stuck = False  # True: jobs never advance
+        self.held_listings = 0  # this many pending listings advance no job
 
     def program(self, program_id: str) -> Any:
         self.reads["program"] += 1
@@ -143,6 +144,9 @@ class CountingFake(FakeRuntime):
 
     def jobs(self, *, pending: bool | None = None, tags: Sequence[str] = (), **kw: Any) -> Any:
         self.reads[f"jobs(pending={pending})"] += 1
+        if pending is not None and self.held_listings > 0:
+            self.held_listings -= 1
+            return [j for j in self.jobs_by_id.values() if j.final != pending]
         if self.stuck and pending is not None:
             return [j for j in self.jobs_by_id.values() if j.final != pending]
         before = self.reads["job"]  # the fake's listing advances jobs through job(): no read
@@ -169,14 +173,16 @@ def test_waiting_polls_one_listing_per_round(tmp_path: Path) -> None:
     in_flight = len(lock_jobs(root))
     assert in_flight > 1
     runtime.reads.clear()
+    runtime.held_listings = 3
     done = run_cli(root, "refresh", "--wait", runtime=runtime)
     assert done.exit_code == 0, done.output
     assert {r["status"] for r in lock_jobs(root).values()} == {"COMPLETED"}
-    # The fake moves a job one state per poll (QUEUED -> RUNNING -> COMPLETED): the refresh's
-    # listing and one round's listing; each job is then read once, when the listing no longer has
-    # it -- where one GET per job per round would have been 2 x in_flight.
-    assert runtime.reads["jobs(pending=True)"] == 2
-    assert runtime.reads["job"] == in_flight
+    # refresh lists (held: all QUEUED); wait round 0 reads each job (QUEUED -> RUNNING; a read is
+    # what lets the embedded runtime recover a job whose runner died); rounds 1-2 list (held);
+    # round 3 lists, the jobs end, and each is read once, as the listing no longer has it.
+    # One GET per job per round would have been 5 x in_flight reads.
+    assert runtime.reads["jobs(pending=True)"] == 4
+    assert runtime.reads["job"] == 2 * in_flight
 
 
 def test_refresh_polls_once_and_says_how_many_still_run(tmp_path: Path) -> None:

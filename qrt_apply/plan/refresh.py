@@ -70,14 +70,16 @@ def poll_jobs(
     *,
     pool: ThreadPoolExecutor | None = None,
     parallelism: int = 4,
+    listing: bool = True,
 ) -> dict[str, JobInfo | None]:
     """The current state of ``job_ids`` (None: gone from the runtime): one listing of the pending
     jobs, then a read of each id the listing did not return. A single id is read directly, as the
-    listing could only cost more. Reads run on ``pool``, else on ``parallelism`` threads."""
+    listing could only cost more; ``listing=False`` reads every id. Reads run on ``pool``, else on
+    ``parallelism`` threads."""
     if not job_ids:
         return {}
     found: dict[str, JobInfo | None] = {}
-    if len(job_ids) > 1:
+    if listing and len(job_ids) > 1:
         wanted = set(job_ids)
         found = {j.id: j for j in runtime.jobs(pending=True, limit=None) if j.id in wanted}
     rest = [i for i in job_ids if i not in found]
