@@ -2,9 +2,11 @@
 
 Stages run in order: programs (create, update, set-visibility, delete) then jobs (run, rerun, wait).
 Within a stage independent work runs in parallel. Before each submission the job's record is written
-as ``SUBMITTING`` with a fresh ``submission_tag`` that the job carries on the runtime; if the process
-dies between submit and record, the next plan finds the job by its tag and adopts it, so no job is
-submitted twice and none is unknown to the lockfile. Program uploads are journaled the same way
+as ``SUBMITTING`` with a ``submission_tag`` that the job carries on the runtime, derived from
+(target, address, job digest, run number) so that every retry, every later apply and every other
+checkout of the same commit sends the same tag; it is looked up on the runtime before each POST and
+a job carrying it is adopted. If the process dies between submit and record, the next apply finds
+the job by its tag, so no job is submitted twice and none is unknown to the lockfile. Program uploads are journaled the same way
 (``pending: create``) and adopted by name. Those two records are written ``durable`` (fsynced before
 the runtime call); the other steps may be lost by a machine crash, as the next plan redoes them.
 """
@@ -12,7 +14,10 @@ the runtime call); the other steps may be lost by a machine crash, as the next p
 from __future__ import annotations
 
 import json
-import secrets
+
+# Tags are no longer random; tests/test_journal.py still patches ``apply.secrets.token_hex``, so
+# the name stays until that test drops the patch.
+import secrets  # noqa: F401
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -23,7 +28,7 @@ from typing import Any
 
 from qrt_apply.errors import NotFoundError, QrtError
 from qrt_apply.lockfile import Lockfile, push_history
-from qrt_apply.model import DesiredState, JobSpec, ProgramSpec
+from qrt_apply.model import DesiredState, JobSpec, ProgramSpec, submission_tag
 from qrt_apply.plan.diff import job_digest_parts
 from qrt_apply.plan.model import Action, Plan
 from qrt_apply.plan.refresh import poll_jobs
@@ -268,20 +273,21 @@ class Applier:
         if self._stop.is_set():
             return None  # interrupted: the job keeps its old record and the next apply runs it
         previous = self.lock.job(action.address) or {}
-        tag = f"{SUBMIT_TAG_PREFIX}{secrets.token_hex(16)}"
-        record: dict[str, Any] = {
-            "batch": job.batch,
-            "program": job.program.describe(),
-            "digest": job.digest,
-            "inputs_digest_parts": job_digest_parts(job),
-            "status": "SUBMITTING",
-            "submission_tag": tag,
-            "history": push_history(previous)
-            if previous.get("digest") != job.digest or previous.get("status") != "SUBMITTING"
-            else previous.get("history", []),
-        }
+        record = self._submitting_record(job, previous)
+        tag = record["submission_tag"]
         # Durable before the POST: the tag is how the next plan finds the job if qrt dies now.
         self.lock.set_job(action.address, record, durable=True)
+        # The tag may already be on the runtime: an earlier apply died after the POST (the plan may
+        # predate its acceptance, or ran with --no-refresh), or another checkout of this commit
+        # submitted it. Adopting that job is what makes the submission happen once; against a
+        # runtime without idempotency keys two applies can still race between look-up and POST.
+        found = self.runtime.jobs(tags=[tag], limit=1)
+        if found:
+            info = found[0]
+            self._record_submitted(action.address, info)
+            self.console.step(action.address, f"adopted {info.id}, already submitted")
+            self.report.count(action.kind)
+            return info
         runtime_options = job.runtime_options
         info = self.runtime.run(
             self._program_id(job),
@@ -293,8 +299,43 @@ class Applier:
             session_id=session_id,
             start_session=start_session and job.session,
         )
+        self._record_submitted(action.address, info)
+        self.console.step(action.address, f"submitted {info.id} ({action.kind})")
+        self.report.count(action.kind)
+        return info
+
+    def _submitting_record(self, job: JobSpec, previous: Mapping[str, Any]) -> dict[str, Any]:
+        """The ``SUBMITTING`` record journaled before a job's POST. A submission of the same job
+        definition that was interrupted keeps its tag, run number and history: it is the same
+        submission sent again, never a second one. Otherwise this is run ``run`` of the address,
+        one past the previous run's number (``history`` is capped, so it cannot be the count)."""
+        if (
+            previous.get("status") == "SUBMITTING"
+            and previous.get("digest") == job.digest
+            and str(previous.get("submission_tag") or "").startswith(SUBMIT_TAG_PREFIX)
+        ):
+            run = int(previous.get("run", len(previous.get("history") or [])))
+            tag = str(previous["submission_tag"])
+            history = list(previous.get("history") or [])
+        else:
+            history = push_history(previous)
+            last = previous.get("run")
+            run = max(len(history), int(last) + 1) if isinstance(last, int) else len(history)
+            tag = submission_tag(self.runtime.target.to_json(), job.address, job.digest, run)
+        return {
+            "batch": job.batch,
+            "program": job.program.describe(),
+            "digest": job.digest,
+            "inputs_digest_parts": job_digest_parts(job),
+            "status": "SUBMITTING",
+            "submission_tag": tag,
+            "run": run,
+            "history": history,
+        }
+
+    def _record_submitted(self, address: str, info: JobInfo) -> None:
         self.lock.update_job(
-            action.address,
+            address,
             id=info.id,
             status=info.status,
             backend=info.backend,
@@ -302,9 +343,6 @@ class Applier:
             created=info.created,
             submitted=_now(),
         )
-        self.console.step(action.address, f"submitted {info.id} ({action.kind})")
-        self.report.count(action.kind)
-        return info
 
     def _wait_all(self, in_flight: Mapping[str, str], *, once: bool = False) -> list[str]:
         """Collect the jobs of ``in_flight`` (address -> id) as they end; each round is one listing

@@ -26,9 +26,13 @@ __all__ = [
     "ProgramSpec",
     "canonical_json",
     "sha256_hex",
+    "submission_tag",
 ]
 
 BUILTIN_PROGRAMS = ("sampler", "estimator")
+# Prefix of a job's idempotency tag (the same value as ``runtime.base.SUBMIT_TAG_PREFIX``, kept
+# here so the desired-state model imports nothing of the runtime layer).
+SUBMIT_TAG_PREFIX = "qrt-submit:"
 # Options a runtime consumes itself; every other option key is handed to the program.
 RUNTIME_OPTION_KEYS = frozenset({"max_execution_time", "log_level"})
 
@@ -41,6 +45,18 @@ def sha256_hex(data: bytes | str) -> str:
     if isinstance(data, str):
         data = data.encode("utf-8")
     return hashlib.sha256(data).hexdigest()
+
+
+def submission_tag(target: Mapping[str, Any], address: str, digest: str, run: int) -> str:
+    """The idempotency tag of one submission: a pure function of where it goes (``target``), what
+    it is (``address`` and job ``digest``) and which run of that address it is. Every retry and
+    every later apply of the same run computes the same tag, and so does a second checkout of the
+    same commit, so the runtime (or the lookup before a POST) can recognise the job as submitted;
+    a deliberate rerun has a higher ``run`` and gets a new tag."""
+    key = canonical_json(
+        {"target": dict(target), "address": address, "digest": digest, "run": int(run)}
+    )
+    return SUBMIT_TAG_PREFIX + sha256_hex(key)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,9 @@ import math
 import re
 import secrets
 import string
+import threading
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,7 +26,13 @@ from qrt_apply.engine.records import JobQuery, JobRecord, ProgramRecord, utc_now
 from qrt_apply.engine.store import Store
 from qrt_apply.errors import ConflictError, NotFoundError, RuntimeApiError
 from qrt_apply.model import sha256_hex
-from qrt_apply.runtime.base import FINAL_STATUSES, BackendInfo, JobInfo, ProgramInfo
+from qrt_apply.runtime.base import (
+    FINAL_STATUSES,
+    SUBMIT_TAG_PREFIX,
+    BackendInfo,
+    JobInfo,
+    ProgramInfo,
+)
 
 __all__ = ["BUILTIN_COST", "MAX_ROWS", "MAX_SECONDS", "RESERVED_PROGRAM_IDS", "RuntimeService"]
 
@@ -86,6 +94,8 @@ class RuntimeService:
         self.executor = executor
         # False for read-only users (``qrt plan``): looking at a job never starts running it.
         self.lazy_recovery = lazy_recovery
+        # Serialises the look-up of a submission tag with the insert of its job (see ``run``).
+        self._submit_lock = threading.Lock()
 
     # -- backends and programs -----------------------------------------------------------------
 
@@ -236,33 +246,42 @@ class RuntimeService:
         checks.json_object(params_text, "job params")
         if log_level is not None and log_level.upper() not in _LOG_LEVELS:
             raise checks.bad(f"unknown log level {log_level!r}")
-        job_id = "".join(secrets.choice(_JOB_ID_ALPHABET) for _ in range(20))
-        if start_session:
-            session_id = job_id
-        elif session_id is not None:
-            session = self.store.session(session_id)
-            if session is not None and session.owner != owner:
-                raise NotFoundError(f"session {session_id} not found")
-            if session is not None and session.closed is not None:
-                raise ConflictError(f"session {session_id} is closed")
-        record = JobRecord(
-            id=job_id,
-            owner=owner,
-            program_id=program_id,
-            backend=backend
-            or backends.DEFAULT_BACKEND,  # answered as given, executed canonicalised
-            status="QUEUED",
-            created=utc_now(),
-            cost=limit,
-            session_id=session_id,
-            tags=checks.tag_list(tags),
-            log_level=log_level.upper() if log_level else None,
-            runner=self.executor.runner,
-            runner_start=self.executor.runner_start,
-        )
-        self.store.insert_job(
-            record, params_text, new_session=start_session, session_time=session_time
-        )
+        tags = checks.tag_list(tags)
+        submit_tag = next((t for t in tags if t.startswith(SUBMIT_TAG_PREFIX)), None)
+        # A submission tag names one submission: the same owner sending it again (a retry, a later
+        # apply, another checkout of the same commit) gets the job that carries it, never a second
+        # job. The lock makes look-up and insert one step for this process's callers.
+        with self._submit_lock if submit_tag else nullcontext():
+            existing = self.store.job_with_tag(owner, submit_tag) if submit_tag else None
+            if existing is not None:
+                return _job_info(existing)
+            job_id = "".join(secrets.choice(_JOB_ID_ALPHABET) for _ in range(20))
+            if start_session:
+                session_id = job_id
+            elif session_id is not None:
+                session = self.store.session(session_id)
+                if session is not None and session.owner != owner:
+                    raise NotFoundError(f"session {session_id} not found")
+                if session is not None and session.closed is not None:
+                    raise ConflictError(f"session {session_id} is closed")
+            record = JobRecord(
+                id=job_id,
+                owner=owner,
+                program_id=program_id,
+                backend=backend
+                or backends.DEFAULT_BACKEND,  # answered as given, executed canonicalised
+                status="QUEUED",
+                created=utc_now(),
+                cost=limit,
+                session_id=session_id,
+                tags=tags,
+                log_level=log_level.upper() if log_level else None,
+                runner=self.executor.runner,
+                runner_start=self.executor.runner_start,
+            )
+            self.store.insert_job(
+                record, params_text, new_session=start_session, session_time=session_time
+            )
         self.executor.submit(job_id)
         return _job_info(record)
 

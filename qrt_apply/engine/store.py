@@ -320,6 +320,16 @@ class Store:
             ).fetchall()
         return [_job(r) for r in rows], total
 
+    def job_with_tag(self, owner: str, tag: str) -> JobRecord | None:
+        """``owner``'s oldest job carrying ``tag`` (None if none does): the job an idempotency tag
+        names, so a second submission with it can be answered with the first job."""
+        row = self._one(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE owner = ? AND EXISTS "
+            "(SELECT 1 FROM json_each(jobs.tags) t WHERE t.value = ?) ORDER BY rowid LIMIT 1",
+            (owner, tag),
+        )
+        return None if row is None else _job(row)
+
     def unfinished_jobs(self) -> list[JobRecord]:
         rows = self._all(
             f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status IN ('QUEUED', 'RUNNING') ORDER BY rowid"
