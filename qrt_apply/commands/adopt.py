@@ -6,6 +6,7 @@ then shows whatever it takes to make it match the manifests.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import click
@@ -14,9 +15,10 @@ from qrt_apply.apply import Applier
 from qrt_apply.errors import ConfigError, NotFoundError
 from qrt_apply.lockfile import JOURNAL_NAME, ApplyLock, Lockfile
 from qrt_apply.manifests import load_desired_state
-from qrt_apply.model import DesiredState
+from qrt_apply.model import DesiredState, JobSpec
 from qrt_apply.plan.diff import job_digest_parts, observed_fields
 from qrt_apply.render.console import TerminalConsole
+from qrt_apply.runtime.base import JobInfo
 
 __all__ = ["COMMANDS"]
 
@@ -56,6 +58,11 @@ def _import(app: Any, desired: DesiredState, lock: Lockfile, address: str, objec
         if info.data is None:
             raise ConfigError(f"program {object_id} is not yours: its source cannot be read")
         spec = desired.programs[name]
+        if info.name != spec.name:
+            raise ConfigError(
+                f"refusing to import {object_id} as {address}: the runtime program is named "
+                f"{info.name!r}, the manifests' Program is {spec.name!r}"
+            )
         record = {"id": info.id, "name": info.name, "source": spec.source_path}
         record.update(observed_fields(info, {}))
         lock.set_program(address, record)
@@ -68,6 +75,7 @@ def _import(app: Any, desired: DesiredState, lock: Lockfile, address: str, objec
         except NotFoundError:
             raise ConfigError(f"no job {object_id} on the runtime") from None
         job = jobs[address]
+        _check_job(lock, job, info, object_id)
         lock.set_job(
             address,
             {
@@ -87,6 +95,44 @@ def _import(app: Any, desired: DesiredState, lock: Lockfile, address: str, objec
             Applier(runtime, lock, desired, TerminalConsole()).collect(address, info)
     else:
         raise ConfigError("import takes program.NAME or job.BATCH/JOB")
+
+
+def _comparable(params: Any) -> Any:
+    """Params as JSON data in the runtime's encoding: what qrt sends and what a runtime reports
+    (decoded or still encoded) compare equal when they are the same inputs."""
+    from qrt_apply.runtime import encoding
+
+    return json.loads(encoding.dumps(params))
+
+
+def _check_job(lock: Lockfile, job: JobSpec, info: JobInfo, object_id: str) -> None:
+    """Refuse a runtime job that is not the manifests' job: importing it would make the next plan
+    say "No changes" and ``qrt results`` show another computation's values for this address."""
+    if job.program.kind == "managed":
+        record = lock.program(f"program.{job.program.value}") or {}
+        if not record.get("id"):
+            raise ConfigError(
+                f"cannot check {object_id} against {job.address}: program.{job.program.value} "
+                "is not in the lockfile yet; apply or import it first"
+            )
+        program_id = str(record["id"])
+    else:
+        program_id = job.program.value
+    differs: list[str] = []
+    if info.program_id != program_id:
+        differs.append(f"program {info.program_id!r} (the manifests run {program_id!r})")
+    if job.backend is not None and info.backend != job.backend:
+        differs.append(f"backend {info.backend!r} (the manifests use {job.backend!r})")
+    if info.params is None:
+        differs.append("inputs (the runtime did not report them)")
+    elif _comparable(dict(info.params)) != _comparable(job.params()):
+        differs.append("inputs (they are not the resolved inputs of the manifests' job)")
+    if differs:
+        raise ConfigError(
+            f"refusing to import {object_id} as {job.address}: it differs in "
+            + "; ".join(differs)
+            + ". Nothing was written."
+        )
 
 
 COMMANDS = (import_,)
