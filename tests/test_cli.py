@@ -238,7 +238,7 @@ def test_no_wait_then_refresh_collects(tmp_path: Path) -> None:
     assert {r["status"] for r in lock(root)["jobs"].values()} <= {"QUEUED", "RUNNING"}
     plan = qrt(root, "plan", "--detailed-exitcode")
     assert plan.returncode == 2 and "job.work/a  wait:" in plan.stdout
-    done = qrt(root, "refresh")
+    done = qrt(root, "refresh", "--wait")  # plain refresh polls once; --wait collects them all
     assert done.returncode == 0, done.stdout + done.stderr
     jobs = lock(root)["jobs"]
     assert {r["status"] for r in jobs.values()} == {"COMPLETED"}
