@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import click
+
 from qrt_apply.plan.model import Action, Plan
 
 __all__ = ["render_plan"]
@@ -18,6 +20,17 @@ _SYMBOL = {
     "run": "+",
     "rerun": "-/+",
     "wait": "<=",
+}
+# Terraform's colours: create green, update yellow, destroy red, replace magenta, read cyan.
+_COLOR = {
+    "create": "green",
+    "run": "green",
+    "update": "yellow",
+    "set-visibility": "yellow",
+    "delete": "red",
+    "forget": "red",
+    "rerun": "magenta",
+    "wait": "cyan",
 }
 _SUMMARY = (
     ("create", "to create"),
@@ -48,9 +61,12 @@ def summary_line(plan: Plan) -> str:
     return "Plan: " + ", ".join(parts) + "."
 
 
-def _text_action(action: Action) -> list[str]:
+def _text_action(action: Action, color: bool) -> list[str]:
     drift = " [drift]" if action.drift else ""
-    lines = [f"  {_SYMBOL[action.kind]:>3} {action.address}  {action.kind}: {action.reason}{drift}"]
+    symbol = f"{_SYMBOL[action.kind]:>3}"
+    if color:
+        symbol = click.style(symbol, fg=_COLOR[action.kind], bold=True)
+    lines = [f"  {symbol} {action.address}  {action.kind}: {action.reason}{drift}"]
     for change in action.changes:
         if change.field == "visibility":
             continue
@@ -58,7 +74,7 @@ def _text_action(action: Action) -> list[str]:
     return lines
 
 
-def _text(plan: Plan) -> str:
+def _text(plan: Plan, color: bool = False) -> str:
     lines: list[str] = []
     if not plan.refreshed:
         lines.append("(not refreshed: the lockfile is taken as the runtime's state)")
@@ -70,7 +86,7 @@ def _text(plan: Plan) -> str:
         lines.append("qrt will perform the following actions:")
         lines.append("")
         for action in plan.actions:
-            lines.extend(_text_action(action))
+            lines.extend(_text_action(action, color))
         lines.append("")
         lines.append(summary_line(plan))
     if plan.orphans:
@@ -116,9 +132,11 @@ def _markdown(plan: Plan) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_plan(plan: Plan, fmt: str = "text") -> str:
+def render_plan(plan: Plan, fmt: str = "text", *, color: bool = False) -> str:
+    """The plan as ``text``, ``markdown`` or ``json``; ``color`` styles the text view's symbols
+    (the caller decides: a terminal, and neither ``NO_COLOR`` nor ``--no-color``)."""
     if fmt == "json":
         return json.dumps(plan.to_json(), sort_keys=True, indent=2) + "\n"
     if fmt == "markdown":
         return _markdown(plan)
-    return _text(plan)
+    return _text(plan, color)
