@@ -163,6 +163,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "apply": ("qrt_apply.commands.core", "apply"),
     "refresh": ("qrt_apply.commands.core", "refresh"),
     "unlock": ("qrt_apply.commands.core", "unlock"),
+    "merge-lockfile": ("qrt_apply.commands.lockcmds", "merge_lockfile"),
     "import": ("qrt_apply.commands.adopt", "import_"),
     "show": ("qrt_apply.commands.inspect", "show"),
     "results": ("qrt_apply.commands.inspect", "results"),
