@@ -27,6 +27,7 @@ from functools import partial
 from typing import Any
 
 from qrt_apply.errors import NotFoundError, QrtError
+from qrt_apply.failures import failure_reason, scrub_error
 from qrt_apply.lockfile import Lockfile, push_history
 from qrt_apply.model import DesiredState, JobSpec, ProgramSpec, submission_tag
 from qrt_apply.plan.diff import job_digest_parts
@@ -442,10 +443,12 @@ class Applier:
             fields["error"] = None
         else:
             fields.update({"result": None, "result_ref": None})
-            fields["error"] = text[-ERROR_TEXT_LIMIT:] if text else info.reason
+            # Scrubbed here too: another runtime may store qrt's frames or its machine's paths.
+            fields["error"] = scrub_error(text)[-ERROR_TEXT_LIMIT:] if text else info.reason
         interim = self.runtime.job_interim_results(info.id)
         fields["interim_results"] = [_parse_json_text(item) for item in interim] or None
         self.lock.update_job(address, **fields)
         self.report.finished[address] = info.status
         word = info.status if not info.reason else f"{info.status} ({info.reason})"
-        self.console.step(address, word)
+        why = failure_reason(fields["error"]) if info.status == "FAILED" else ""
+        self.console.step(address, f"{word} — {why}" if why and why != info.reason else word)

@@ -47,6 +47,7 @@ __all__ = [
     "ApplyLock",
     "Lockfile",
     "atomic_write",
+    "read_lock_data",
 ]
 
 INLINE_RESULT_LIMIT = 64 * 1024
@@ -102,11 +103,15 @@ class Lockfile:
         must not be written)."""
         if journal is None or not journal.exists():
             return cls(
-                path, _read(path), journal=journal, flush_interval=flush_interval, clock=clock
+                path,
+                read_lock_data(path),
+                journal=journal,
+                flush_interval=flush_interval,
+                clock=clock,
             )
         with ApplyLock(journal.parent).try_hold() as owned:
             # qrt.lock before the journal: a save in between then only makes the view older
-            lock = cls(path, _read(path), flush_interval=flush_interval, clock=clock)
+            lock = cls(path, read_lock_data(path), flush_interval=flush_interval, clock=clock)
             entries = read_journal(journal)
             for entry in entries:
                 lock._replay(entry)
@@ -293,12 +298,19 @@ class Lockfile:
             raise LockfileError(f"result file {ref} cannot be read: {exc}") from None
 
 
-def _read(path: Path) -> dict[str, Any] | None:
+def read_lock_data(path: Path) -> dict[str, Any] | None:
+    """The data of the lockfile at ``path`` (None when there is none), checked to be one."""
     if not path.exists():
         return None
     try:
-        data = json.loads(path.read_text("utf-8"))
+        text = path.read_text("utf-8")
+        data = json.loads(text)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        if isinstance(exc, json.JSONDecodeError) and "\n<<<<<<< " in f"\n{exc.doc}":
+            raise LockfileError(
+                f"{path.name} holds unresolved merge conflicts (<<<<<<< markers): keep one side "
+                "of each, or take the file from one branch and re-apply"
+            ) from None
         raise LockfileError(f"{path.name} cannot be read: {exc}") from None
     if not isinstance(data, dict) or data.get("version") != VERSION:
         raise LockfileError(f"{path.name} is not a version-{VERSION} qrt lockfile")
