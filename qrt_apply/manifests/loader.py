@@ -24,14 +24,8 @@ from qrt_apply.manifests.inputs import (
     check_program_inputs,
     program_validator,
 )
-from qrt_apply.manifests.resolve import (
-    expand_matrix,
-    read_bounded,
-    read_repository_file,
-    resolve_files,
-    substitute,
-    unresolved_variables,
-)
+from qrt_apply.manifests.matrix import expand_matrix, substitute, unresolved_variables
+from qrt_apply.manifests.resolve import read_bounded, read_repository_file, resolve_files
 from qrt_apply.manifests.yamldocs import Document, YamlLimits, load_documents
 from qrt_apply.model import (
     BUILTIN_PROGRAMS,
@@ -243,7 +237,10 @@ def _batch(
                 )
             if not _NAME.fullmatch(name):
                 raise ManifestError(
-                    f"job name {name!r} is not a valid name ([a-z0-9][a-z0-9-]*)", doc.path, line
+                    f"job name {name!r} is not a valid name ([a-z0-9][a-z0-9-]*, at most 63 "
+                    "characters)",
+                    doc.path,
+                    line,
                 )
             if name in seen:
                 raise ManifestError(
