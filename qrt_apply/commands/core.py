@@ -143,7 +143,10 @@ def plan(
     )
     if out is not None:
         project.save_plan(result, out)
-    click.echo(render_plan(result, fmt, color=app.color is not False), nl=False, color=app.color)
+    # The environment (qrt.yaml `environments`) is named in the markdown title and marker.
+    env = getattr(app, "env", None)
+    color = app.color is not False
+    click.echo(render_plan(result, fmt, env=env, color=color), nl=False, color=app.color)
     if out is not None and fmt == "text":
         click.echo(f"\nSaved the plan to {out}; `qrt apply {out}` carries out exactly this plan.")
     return 2 if detailed_exitcode and result.has_changes else 0
