@@ -32,7 +32,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from qrt_apply.errors import ConfigError, LockfileError, PlanError
+from qrt_apply.errors import ConfigError, LockfileError, ManifestError, PlanError
 from qrt_apply.lockfile import JOURNAL_NAME, ApplyLock, Lockfile
 from qrt_apply.manifests import load_desired_state
 from qrt_apply.model import DesiredState
@@ -142,6 +142,34 @@ def _check_addresses(desired: DesiredState, lock: Lockfile, addresses: Sequence[
     for address in addresses:
         if address not in known:
             raise ConfigError(f"unknown address {address!r} (see `qrt show` for what exists)")
+
+
+def _refuse_programs(desired: DesiredState, channel: str, targets: Sequence[str]) -> None:
+    """On IBM Quantum Platform, the Program documents (and batches running them) among the planned
+    addresses are an error naming the first one's file and line; nothing has been sent yet."""
+    from qrt_apply.plan.diff import select_addresses
+    from qrt_apply.runtime.accounts import PLATFORM_CHANNELS
+
+    if channel not in PLATFORM_CHANNELS:
+        return
+    selected = select_addresses(desired, targets) if targets else None
+    why = (
+        f"IBM Quantum Platform (channel {channel}) has no program upload; it runs job batches of "
+        "the built-in sampler and estimator only. Leave this document out (`qrt plan --target "
+        "batch.NAME` for the built-in batches) or apply it to the embedded runtime or `qrt serve`"
+    )
+    for program in desired.programs.values():
+        if selected is None or program.address in selected:
+            raise ManifestError(f"Program {program.name!r}: {why}", program.manifest, program.line)
+    for batch in desired.batches.values():
+        if batch.program.kind == "builtin":
+            continue
+        if selected is None or any(job.address in selected for job in batch.jobs):
+            raise ManifestError(
+                f"JobBatch {batch.name!r} runs {batch.program.describe()}: {why}",
+                batch.manifest,
+                batch.line,
+            )
 
 
 class Project:
@@ -482,10 +510,11 @@ class Project:
             runtime = self.open_runtime()
             lock.check_target(runtime.target)
             target = runtime.target.to_json()
-            if refresh:
-                observed = observe(
-                    runtime, lock.snapshot(), names=desired.programs, parallelism=parallelism
-                )
+        _refuse_programs(desired, str(target.get("channel") or ""), targets)
+        if not lock_only and refresh:
+            observed = observe(
+                runtime, lock.snapshot(), names=desired.programs, parallelism=parallelism
+            )
         return make_plan(
             desired,
             lock.snapshot(),

@@ -113,7 +113,8 @@ def plan(
     )
     if out is not None:
         project.save_plan(result, out)
-    click.echo(render_plan(result, fmt), nl=False)
+    # The environment (qrt.yaml `environments`) is named in the markdown title and marker.
+    click.echo(render_plan(result, fmt, env=getattr(app, "env", None)), nl=False)
     if out is not None and fmt == "text":
         click.echo(f"\nSaved the plan to {out}; `qrt apply {out}` carries out exactly this plan.")
     return 2 if detailed_exitcode and result.has_changes else 0
