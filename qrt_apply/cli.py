@@ -32,13 +32,15 @@ class AppContext:
     project_dir: Path
     account: str | None = None
     debug: bool = False
+    env: str | None = None  # --env / QRT_ENV: an environment of qrt.yaml
+    lockfile: Path | None = None  # --lockfile
     _runtime: Runtime | None = field(default=None, repr=False)
     _interrupted: bool = field(default=False, repr=False)
 
     def project(self) -> Any:
         from qrt_apply.project import load_project
 
-        return load_project(self.project_dir)
+        return load_project(self.project_dir, env=self.env, lockfile=self.lockfile)
 
     def open_runtime(self, *, read_only: bool = False) -> Runtime:
         """The project's runtime, opened once per command; ``read_only`` for commands that only look."""
@@ -47,7 +49,11 @@ class AppContext:
 
             project = self.project()
             self._runtime = open_runtime(
-                project.root, account=self.account, config=project.config, read_only=read_only
+                project.root,
+                account=self.account,
+                config=project.config,
+                read_only=read_only,
+                state_dir=project.state_dir,
             )
             click.get_current_context().find_root().call_on_close(self._close_runtime)
         return self._runtime
@@ -146,14 +152,39 @@ class QrtGroup(click.Group):
     help="Project directory (holding qrt.yaml, manifests/, qrt.lock).",
 )
 @click.option("--account", default=None, help="Saved account to use (see `qrt account list`).")
+@click.option(
+    "--env",
+    "env",
+    envvar="QRT_ENV",
+    default=None,
+    metavar="NAME",
+    help="Environment of qrt.yaml to work on (its target and lockfile); also QRT_ENV.",
+)
+@click.option(
+    "--lockfile",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Use this lockfile instead of qrt.yaml's (with local state of its own under .qrt/).",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.pass_context
-def cli(ctx: click.Context, project_dir: Path, account: str | None, debug: bool) -> None:
+def cli(
+    ctx: click.Context,
+    project_dir: Path,
+    account: str | None,
+    env: str | None,
+    lockfile: Path | None,
+    debug: bool,
+) -> None:
     """qrt: GitOps for Qiskit Runtime programs and job batches."""
+    env = env or None  # QRT_ENV= (empty) chooses nothing
     if isinstance(ctx.obj, AppContext):  # given by a caller (tests inject a runtime this way)
         ctx.obj.project_dir, ctx.obj.account, ctx.obj.debug = project_dir, account, debug
+        ctx.obj.env, ctx.obj.lockfile = env, lockfile
     else:
-        ctx.obj = AppContext(project_dir=project_dir, account=account, debug=debug)
+        ctx.obj = AppContext(
+            project_dir=project_dir, account=account, debug=debug, env=env, lockfile=lockfile
+        )
 
 
 # Commands are imported only when invoked, so `qrt plan` never pays for the server's imports.
@@ -163,6 +194,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "apply": ("qrt_apply.commands.core", "apply"),
     "refresh": ("qrt_apply.commands.core", "refresh"),
     "unlock": ("qrt_apply.commands.core", "unlock"),
+    "init": ("qrt_apply.commands.scaffold", "init"),
+    "schema": ("qrt_apply.commands.scaffold", "schema"),
     "import": ("qrt_apply.commands.adopt", "import_"),
     "show": ("qrt_apply.commands.inspect", "show"),
     "results": ("qrt_apply.commands.inspect", "results"),

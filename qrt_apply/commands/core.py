@@ -88,6 +88,7 @@ def _make_plan(
     the lockfile stands for the runtime."""
     _check_addresses(desired, lock, targets + replace)
     observed = None
+    environment = app.project().environment
     if lock_only:
         target = lock.target or {}
     else:
@@ -107,6 +108,7 @@ def _make_plan(
         replace=replace,
         lock_digest=lock.digest(),
         target=target,
+        environment=environment,
     )
 
 

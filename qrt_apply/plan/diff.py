@@ -246,6 +246,7 @@ def make_plan(
     replace: Collection[str] = (),
     lock_digest: str = "",
     target: Mapping[str, Any] | None = None,
+    environment: str | None = None,
 ) -> Plan:
     recorded_programs: Mapping[str, Any] = lock.get("programs", {})
     recorded_jobs: Mapping[str, Any] = lock.get("jobs", {})
@@ -312,4 +313,5 @@ def make_plan(
         refreshed=observed is not None,
         lock_digest=lock_digest,
         target=dict(target or {}),
+        environment=environment,
     )

@@ -58,8 +58,16 @@ def _text_action(action: Action) -> list[str]:
     return lines
 
 
+def _environment_line(plan: Plan) -> str:
+    target = plan.target or {}
+    where = " ".join(str(target[k]) for k in ("channel", "url", "instance") if target.get(k))
+    return f"Environment: {plan.environment}" + (f" (target {where})" if where else "")
+
+
 def _text(plan: Plan) -> str:
     lines: list[str] = []
+    if plan.environment:
+        lines.append(_environment_line(plan))
     if not plan.refreshed:
         lines.append("(not refreshed: the lockfile is taken as the runtime's state)")
     if plan.drift:
@@ -81,7 +89,10 @@ def _text(plan: Plan) -> str:
 
 
 def _markdown(plan: Plan) -> str:
-    lines = ["### qrt plan", ""]
+    title = (
+        f"### qrt plan: environment `{plan.environment}`" if plan.environment else "### qrt plan"
+    )
+    lines = [title, ""]
     if not plan.has_changes:
         lines.append("**No changes.** The runtime matches the manifests.")
     else:
