@@ -37,7 +37,7 @@ def test_promote_a_change_from_dev_to_prod(tmp_path: Path) -> None:
 
     applied = qrt(root, "--env", "dev", "apply", "--auto-approve")
     assert applied.returncode == 0, applied.stdout + applied.stderr
-    assert applied.stdout.startswith("Environment: dev (target embedded .qrt/env/dev)")
+    assert applied.stdout.startswith("Environment: dev\n")
     assert set(_jobs(dev_lock).values()) == {"COMPLETED"}
     assert json.loads(dev_lock.read_text())["target"]["url"] == ".qrt/env/dev"
     assert not prod_lock.exists() and not (root / "qrt.lock").exists()
@@ -65,7 +65,8 @@ def test_promote_a_change_from_dev_to_prod(tmp_path: Path) -> None:
     assert qrt(root, "--env", "dev", "plan", "--detailed-exitcode").returncode == 0
     pending = qrt(root, "--env", "prod", "plan", "--detailed-exitcode", "--format", "markdown")
     assert pending.returncode == 2
-    assert pending.stdout.startswith("### qrt plan: environment `prod`")
+    assert pending.stdout.startswith("<!-- qrt-plan:prod -->\n")
+    assert "`prod`" in pending.stdout.splitlines()[1]
     assert "job.bell/plain" in pending.stdout and "rerun" in pending.stdout
     assert qrt(root, "--env", "prod", "apply", "--auto-approve").returncode == 0
     assert qrt(root, "--env", "prod", "plan", "--detailed-exitcode").returncode == 0

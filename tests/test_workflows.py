@@ -237,7 +237,7 @@ def test_pull_request_workflow_steps_run_in_order_and_keep_one_comment(tmp_path:
         "Install qrt",
     ]
     assert "program.ghz" in first["summary"] and "job.ghz/ghz-3" in first["summary"]
-    (posted,) = [c for c in runner.comments() if c["body"].startswith("<!-- qrt-plan:default -->")]
+    (posted,) = [c for c in runner.comments() if c["body"].startswith("<!-- qrt-plan -->\n")]
     assert posted["id"] == 1000 and "job.bell/bell" in posted["body"]
     assert "1 to create, 3 to run" in posted["body"]
 
@@ -254,14 +254,26 @@ def test_pull_request_workflow_steps_run_in_order_and_keep_one_comment(tmp_path:
     assert comments[:3] == UNRELATED
     assert "job.bell/bell" in comments[3]["body"] and "rerun" in comments[3]["body"]
     assert "job.ghz" not in comments[3]["body"]
-    assert comments[3]["body"].startswith("<!-- qrt-plan:default -->\n### qrt plan")
+    assert comments[3]["body"].startswith("<!-- qrt-plan -->\n### qrt plan")
     assert "rerun" in second["summary"]
+    # An environment's plan (QRT_ENV) updates that environment's comment, and only it.
+    (repo / "qrt.yaml").write_text("environments:\n  prod: {target: embedded}\n")
+    before = runner.comments()
+    third = runner.run_job(workflow, repo, {"QRT_ENV": "prod"})
+    assert third["ran"] == first["ran"]
+    after = runner.comments()
+    assert [c["id"] for c in after] == [901, 902, 903, 1000]
+    assert after[1]["body"].startswith("<!-- qrt-plan:prod -->\n")
+    assert "1 to create, 3 to run" in after[1]["body"] and "`prod`" in after[1]["body"]
+    assert [after[0], after[2], after[3]] == [before[0], before[2], before[3]]
     calls = json.loads(runner.gh_state.read_text("utf-8"))["calls"]
     assert calls == [
         ["GET", "repos/octo/programs/issues/7/comments"],
         ["POST", "repos/octo/programs/issues/7/comments"],
         ["GET", "repos/octo/programs/issues/7/comments"],
         ["PATCH", "repos/octo/programs/issues/comments/1000"],
+        ["GET", "repos/octo/programs/issues/7/comments"],
+        ["PATCH", "repos/octo/programs/issues/comments/902"],
     ]
 
 
@@ -411,7 +423,7 @@ def test_composite_action_runs_qrt_and_reports_exit_code_and_plan_file(tmp_path:
     )
     assert code == 0 and out["exit-code"] == "2"  # changes pending is not a failure
     plan = Path(out["plan-file"]).read_text("utf-8")
-    assert plan.startswith("### qrt plan") and "1 to create, 3 to run" in plan
+    assert plan.startswith("<!-- qrt-plan -->\n### qrt plan") and "1 to create, 3 to run" in plan
 
     code, out = _run_action(
         tmp_path, workspace, {"working-directory": "quantum", "environment": "staging"}
