@@ -11,6 +11,7 @@ from qrt_apply.render.plan_markdown import render_markdown
 __all__ = ["render_plan"]
 
 _SYMBOL = {
+    "move": "->",
     "create": "+",
     "update": "~",
     "set-visibility": "~",
@@ -21,6 +22,7 @@ _SYMBOL = {
     "wait": "<=",
 }
 _SUMMARY = (
+    ("move", "to move"),
     ("create", "to create"),
     ("update", "to update"),
     ("set-visibility", "to change visibility"),
@@ -78,6 +80,13 @@ def _text(plan: Plan) -> str:
         lines.append("")
         lines.append("In qrt.lock but gone from the manifests (use --prune to remove):")
         lines.extend(f"  ? {address}" for address in plan.orphans)
+    if plan.kept:
+        lines.append("")
+        lines.append(
+            "Gone from the manifests, kept on the runtime (prune: false); "
+            "`qrt forget ADDR` stops tracking it:"
+        )
+        lines.extend(f"  = {address}" for address in plan.kept)
     return "\n".join(lines) + "\n"
 
 
