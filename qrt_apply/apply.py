@@ -279,21 +279,46 @@ class Applier:
             else:
                 singles.append(action)
 
+        # A runtime with explicit sessions (IBM Quantum Platform: dedicated or batch mode) gets
+        # one opened right before the group's first POST, so jobs adopted by tag open none; the
+        # others start one with their first job and the rest join it.
+        opener: Callable[[str | None, str], str] | None = getattr(
+            self.runtime, "open_session", None
+        )
+
         def session_batch(group: list[Action]) -> None:
             session_id: str | None = None
-            for action in group:
-                if self._stop.is_set():
-                    break
-                info = self._job_action(
-                    action, session_id=session_id, start_session=session_id is None
-                )
-                if info is not None and session_id is None:
-                    session_id = info.session_id or info.id
-            if session_id:
-                try:
-                    self.runtime.close_session(session_id)
-                except QrtError as exc:
-                    self.console.warn(f"could not close session {session_id}: {exc}")
+            opened: list[str] = []
+
+            def open_session(job: JobSpec) -> str:
+                assert opener is not None
+                opened.append(opener(job.backend, job.session_mode))
+                return opened[0]
+
+            try:
+                for action in group:
+                    if self._stop.is_set():
+                        break
+                    if opener is not None:
+                        self._job_action(
+                            action,
+                            session_id=opened[0] if opened else None,
+                            open_session=None if opened else open_session,
+                        )
+                        continue
+                    info = self._job_action(
+                        action, session_id=session_id, start_session=session_id is None
+                    )
+                    if info is not None and session_id is None:
+                        session_id = info.session_id or info.id
+            finally:  # closed however the group ended: the jobs in it still run to the end
+                if opener is not None:
+                    session_id = opened[0] if opened else None
+                if session_id:
+                    try:
+                        self.runtime.close_session(session_id)
+                    except QrtError as exc:
+                        self.console.warn(f"could not close session {session_id}: {exc}")
 
         tasks: list[Callable[[], object]] = [
             partial(session_batch, group) for group in groups.values()
@@ -341,7 +366,12 @@ class Applier:
             self._intents.clear()
 
     def _job_action(
-        self, action: Action, *, session_id: str | None = None, start_session: bool = False
+        self,
+        action: Action,
+        *,
+        session_id: str | None = None,
+        start_session: bool = False,
+        open_session: Callable[[JobSpec], str] | None = None,
     ) -> JobInfo | None:
         job = self._jobs[action.address]
         if action.kind == "wait":
@@ -366,6 +396,8 @@ class Applier:
             self.report.count(action.kind)
             return info
         runtime_options = job.runtime_options
+        if open_session is not None and session_id is None:
+            session_id = open_session(job)
         info = self.runtime.run(
             self._program_id(job),
             job.params(),
