@@ -315,9 +315,21 @@ def test_embedded_runtime_mv_of_a_program_and_a_batch_reruns_nothing(tmp_path: P
     assert qrt(tmp_path, "mv", "batch.echoes", "batch.echoes-v2").returncode == 0
     done = qrt(tmp_path, "apply", "--auto-approve")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "Apply complete: 1 update." in done.stdout
+    assert "Apply complete: 1 update (1 action, 0 failed)" in done.stdout
     listed = json.loads(qrt(tmp_path, "programs", "--json").stdout)
     assert [p["name"] for p in listed] == ["echo-v2"]
     after = lock(tmp_path)
     assert after["jobs"]["job.echoes-v2/one"]["id"] == first["jobs"]["job.echoes/one"]["id"]
     assert qrt(tmp_path, "plan", "--detailed-exitcode").returncode == 0
+
+
+def test_every_action_kind_renders_in_every_view() -> None:
+    from qrt_apply.plan import Action, Plan
+    from qrt_apply.plan.model import ACTION_KINDS
+    from qrt_apply.render.plan_view import render_plan
+
+    plan = Plan(actions=tuple(Action(kind, f"job.b/{kind}", "why") for kind in ACTION_KINDS))
+    for fmt, color in (("text", True), ("text", False), ("markdown", False), ("json", False)):
+        text = render_plan(plan, fmt, color=color)
+        assert all(f"job.b/{kind}" in text for kind in ACTION_KINDS)
+    assert "1 to move" in render_plan(plan)

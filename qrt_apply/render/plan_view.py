@@ -33,6 +33,7 @@ _COLOR = {
     "forget": "red",
     "rerun": "magenta",
     "wait": "cyan",
+    "move": "blue",
 }
 _SUMMARY = (
     ("move", "to move"),
