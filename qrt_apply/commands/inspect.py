@@ -10,7 +10,7 @@ import click
 from qrt_apply.errors import ConfigError
 from qrt_apply.lockfile import JOURNAL_NAME, Lockfile
 
-__all__ = ["COMMANDS"]
+__all__ = ["COMMANDS", "batch_jobs"]
 
 
 def _lock(app: Any) -> Lockfile:
@@ -19,14 +19,37 @@ def _lock(app: Any) -> Lockfile:
     return Lockfile.load(project.lockfile, journal=project.state_dir / JOURNAL_NAME)
 
 
+def batch_jobs(jobs: dict[str, dict[str, Any]], address: str) -> dict[str, dict[str, Any]]:
+    """The job records of ``batch.NAME`` (address -> record), in address order."""
+    name = address[len("batch.") :]
+    prefix = f"job.{name}/"
+    return {a: rec for a, rec in sorted(jobs.items()) if a.startswith(prefix)}
+
+
+def _job_line(address: str, record: dict[str, Any]) -> str:
+    line = f"{address:<40} {record.get('id') or '-':<28} {record.get('status', '')}"
+    reason = record.get("reason")
+    return f"{line} ({reason})" if reason else line
+
+
 @click.command()
 @click.argument("address", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the record(s) as JSON.")
 @click.pass_obj
 def show(app: Any, address: str | None, as_json: bool) -> int:
-    """What qrt.lock records: every address, or one in full."""
+    """What qrt.lock records: every address, one in full, or the jobs of batch.NAME."""
     lock = _lock(app)
     programs, jobs = lock.programs(), lock.jobs()
+    if address is not None and address.startswith("batch."):
+        found = batch_jobs(jobs, address)
+        if not found:
+            raise ConfigError(f"{address} has no jobs in {lock.path.name}")
+        if as_json:
+            click.echo(json.dumps(found, sort_keys=True, indent=2))
+            return 0
+        for addr, rec in found.items():
+            click.echo(_job_line(addr, rec))
+        return 0
     if address is not None:
         record = programs.get(address) or jobs.get(address)
         if record is None:
@@ -50,7 +73,7 @@ def show(app: Any, address: str | None, as_json: bool) -> int:
     for addr, rec in sorted(programs.items()):
         click.echo(f"{addr:<40} {rec.get('id', '-'):<28} {rec.get('visibility', '')}")
     for addr, rec in sorted(jobs.items()):
-        click.echo(f"{addr:<40} {rec.get('id') or '-':<28} {rec.get('status', '')}")
+        click.echo(_job_line(addr, rec))
     return 0
 
 
