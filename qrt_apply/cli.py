@@ -267,6 +267,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "init": ("qrt_apply.commands.scaffold", "init"),
     "schema": ("qrt_apply.commands.scaffold", "schema"),
     "merge-lockfile": ("qrt_apply.commands.lockcmds", "merge_lockfile"),
+    "mv": ("qrt_apply.commands.lockcmds", "mv"),
+    "forget": ("qrt_apply.commands.lockcmds", "forget"),
     "import": ("qrt_apply.commands.adopt", "import_"),
     "show": ("qrt_apply.commands.inspect", "show"),
     "results": ("qrt_apply.commands.inspect", "results"),

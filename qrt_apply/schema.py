@@ -16,6 +16,7 @@ __all__ = ["SCHEMA_FILES", "load_schema", "schema_text", "schema_validator"]
 SCHEMA_FILES = {
     "program": "program.schema.json",
     "jobbatch": "jobbatch.schema.json",
+    "moved": "moved.schema.json",
     "project": "project.schema.json",
 }
 

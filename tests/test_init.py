@@ -70,7 +70,7 @@ def test_yaml_files_name_the_schema_that_checks_them(tmp_path: Path) -> None:
 
 
 def test_schema_prints_each_schema_and_lists_them(tmp_path: Path) -> None:
-    for name in ("program", "jobbatch", "project"):
+    for name in ("program", "jobbatch", "moved", "project"):
         done = qrt(tmp_path, "schema", name)
         assert done.returncode == 0
         assert json.loads(done.stdout) == load_schema(name)
@@ -78,6 +78,7 @@ def test_schema_prints_each_schema_and_lists_them(tmp_path: Path) -> None:
     assert listing.returncode == 0
     assert [line.split()[0] for line in listing.stdout.splitlines()] == [
         "jobbatch",
+        "moved",
         "program",
         "project",
     ]

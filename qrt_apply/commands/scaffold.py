@@ -12,6 +12,7 @@ __all__ = ["COMMANDS"]
 _SCHEMA_ABOUT = {
     "program": "a Program manifest (kind: Program)",
     "jobbatch": "a JobBatch manifest (kind: JobBatch)",
+    "moved": "a Moved manifest (kind: Moved: renamed addresses)",
     "project": "the project file qrt.yaml",
 }
 
@@ -42,7 +43,8 @@ def init(app: Any, directory: Path | None) -> int:
 @click.command()
 @click.argument("name", required=False, type=click.Choice(sorted(_SCHEMA_ABOUT)))
 def schema(name: str | None) -> int:
-    """Print the JSON Schema of NAME (program, jobbatch or project); without NAME, list them."""
+    """Print the JSON Schema of NAME (program, jobbatch, moved or project); without NAME, list
+    them."""
     from qrt_apply.schema import schema_text
 
     if name is None:
