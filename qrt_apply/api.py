@@ -429,7 +429,9 @@ class Project:
                 lock.save()
                 return report, running
 
-            waiting = Plan(actions=waits, target=full.target)
+            # A Moved manifest's moves go first (lockfile only): the waits are at the new addresses.
+            moves = tuple(a for a in full.actions if a.kind == "move")
+            waiting = Plan(actions=moves + waits, target=full.target)
             with _watching(console, "refresh", waiting, applier.report, collect=True):
                 report, running = self._run(collect)
         return RefreshResult(

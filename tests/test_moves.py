@@ -333,3 +333,39 @@ def test_every_action_kind_renders_in_every_view() -> None:
         text = render_plan(plan, fmt, color=color)
         assert all(f"job.b/{kind}" in text for kind in ACTION_KINDS)
     assert "1 to move" in render_plan(plan)
+
+
+def test_refresh_collects_a_job_in_flight_at_its_moved_address(tmp_path: Path) -> None:
+    from qrt_apply.api import Project
+    from qrt_apply.render.console import NullConsole
+
+    root = small_project(tmp_path)
+    runtime = FakeRuntime()
+    outcome = Project.load(root, runtime=runtime).apply(wait=False, console=NullConsole())
+    assert "job.bell/plain" in outcome.pending
+    rename_in(root, "manifests/all.yaml", "name: bell\n", "name: bell-states\n")
+    write(root, "manifests/moved.yaml", MOVED)
+    refreshed = Project.load(root, runtime=runtime).refresh(wait=True, console=NullConsole())
+    assert refreshed.finished["job.bell-states/plain"] == "COMPLETED"
+    jobs = lock(root)["jobs"]
+    assert jobs["job.bell-states/plain"]["status"] == "COMPLETED"
+    assert not [a for a in jobs if a.startswith("job.bell/")]
+
+
+def test_a_saved_plan_with_moves_applies_exactly(tmp_path: Path) -> None:
+    root, runtime = applied(tmp_path)
+    submitted = len(runtime.jobs_by_id)
+    rename_in(root, "manifests/all.yaml", "name: bell\n", "name: bell-states\n")
+    write(root, "manifests/moved.yaml", MOVED)
+    saved = run_cli(root, "plan", "--out", str(root / "plan.json"), runtime=runtime)
+    assert saved.exit_code == 0, saved.output
+    done = run_cli(root, "apply", str(root / "plan.json"), runtime=runtime)
+    assert done.exit_code == 0, done.output
+    assert len(runtime.jobs_by_id) == submitted
+    assert sorted(a for a in lock(root)["jobs"] if a.startswith("job.bell-states/")) == [
+        "job.bell-states/plain",
+        "job.bell-states/shots-10",
+        "job.bell-states/shots-20",
+    ]
+    # the plan file is stale now: the lockfile moved on
+    assert run_cli(root, "apply", str(root / "plan.json"), runtime=runtime).exit_code == 1
