@@ -785,3 +785,25 @@ def test_public_surfaces_and_no_qiskit_on_the_plan_path() -> None:
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_plan_refuses_a_batch_without_backend(platform: Platform, tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    write(root, "circuits/bell.qasm", BELL)
+    write(
+        root,
+        "manifests/b.yaml",
+        """
+        apiVersion: qrt/v1
+        kind: JobBatch
+        name: nowhere
+        program: sampler
+        jobs:
+          - name: bell
+            inputs: {pubs: [{circuit: {$file: ../circuits/bell.qasm}}]}
+        """,
+    )
+    result = run_cli(root, platform.runtime(), "plan")
+    assert result.exit_code == 1
+    assert "manifests/b.yaml:1: JobBatch 'nowhere' needs a backend" in result.output
+    assert platform.router.calls.call_count == 0
