@@ -26,13 +26,13 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from qrt_apply.errors import ConfigError, LockfileError, PlanError
+from qrt_apply.errors import ConfigError, LockfileError, ManifestError, PlanError
 from qrt_apply.lockfile import JOURNAL_NAME, ApplyLock, Lockfile
 from qrt_apply.manifests import load_desired_state
 from qrt_apply.model import DesiredState
@@ -109,6 +109,18 @@ class ApplyResult:
     def ok(self) -> bool:
         return self.outcome != "cancelled" and not self.failed
 
+    def to_json(self) -> dict[str, Any]:
+        """``qrt apply --json``: these keys, always all of them."""
+        return {
+            "outcome": self.outcome,
+            "plan": self.plan.to_json(),
+            "done": dict(sorted(self.done.items())),
+            "finished": dict(sorted(self.finished.items())),
+            "failed": list(self.failed),
+            "pending": list(self.pending),
+            "elapsed_seconds": round(self.elapsed, 3),
+        }
+
 
 @dataclass(frozen=True)
 class RefreshResult:
@@ -123,6 +135,16 @@ class RefreshResult:
     def failed(self) -> tuple[str, ...]:
         return tuple(sorted(a for a, s in self.finished.items() if s != "COMPLETED"))
 
+    def to_json(self) -> dict[str, Any]:
+        """``qrt refresh --json``: these keys, always all of them."""
+        return {
+            "in_flight": list(self.in_flight),
+            "finished": dict(sorted(self.finished.items())),
+            "failed": list(self.failed),
+            "running": list(self.running),
+            "elapsed_seconds": round(self.elapsed, 3),
+        }
+
 
 @dataclass(frozen=True)
 class JobResult:
@@ -134,6 +156,18 @@ class JobResult:
     interim_results: tuple[Any, ...] = ()
 
 
+def _watching(
+    console: Console | None, verb: str, plan: Plan, report: ApplyReport, *, collect: bool
+) -> AbstractContextManager[Any]:
+    """A console that shows progress (``render.progress.ProgressConsole``) watches the report
+    while the work runs."""
+    watch = getattr(console, "watch", None)
+    if watch is None:
+        return nullcontext()
+    context: AbstractContextManager[Any] = watch(verb, plan, report, collect=collect)
+    return context
+
+
 def _check_addresses(desired: DesiredState, lock: Lockfile, addresses: Sequence[str]) -> None:
     known = set(lock.programs()) | set(lock.jobs())
     known |= {f"program.{name}" for name in desired.programs}
@@ -142,6 +176,34 @@ def _check_addresses(desired: DesiredState, lock: Lockfile, addresses: Sequence[
     for address in addresses:
         if address not in known:
             raise ConfigError(f"unknown address {address!r} (see `qrt show` for what exists)")
+
+
+def _refuse_programs(desired: DesiredState, channel: str, targets: Sequence[str]) -> None:
+    """On IBM Quantum Platform, the Program documents (and batches running them) among the planned
+    addresses are an error naming the first one's file and line; nothing has been sent yet."""
+    from qrt_apply.plan.diff import select_addresses
+    from qrt_apply.runtime.accounts import PLATFORM_CHANNELS
+
+    if channel not in PLATFORM_CHANNELS:
+        return
+    selected = select_addresses(desired, targets) if targets else None
+    why = (
+        f"IBM Quantum Platform (channel {channel}) has no program upload; it runs job batches of "
+        "the built-in sampler and estimator only. Leave this document out (`qrt plan --target "
+        "batch.NAME` for the built-in batches) or apply it to the embedded runtime or `qrt serve`"
+    )
+    for program in desired.programs.values():
+        if selected is None or program.address in selected:
+            raise ManifestError(f"Program {program.name!r}: {why}", program.manifest, program.line)
+    for batch in desired.batches.values():
+        if batch.program.kind == "builtin":
+            continue
+        if selected is None or any(job.address in selected for job in batch.jobs):
+            raise ManifestError(
+                f"JobBatch {batch.name!r} runs {batch.program.describe()}: {why}",
+                batch.manifest,
+                batch.line,
+            )
 
 
 class Project:
@@ -303,7 +365,8 @@ class Project:
             applier = Applier(
                 runtime, lock, desired, console or LogConsole(), parallelism=workers, wait=wait
             )
-            report = self._run(lambda: applier.apply(chosen))
+            with _watching(console, "apply", chosen, applier.report, collect=wait):
+                report = self._run(lambda: applier.apply(chosen))
         return ApplyResult(
             plan=chosen,
             outcome="applied",
@@ -338,7 +401,7 @@ class Project:
             )
 
             def collect() -> tuple[ApplyReport, list[str]]:
-                report = applier.apply(Plan(actions=waits, target=full.target))
+                report = applier.apply(waiting)
                 if wait:
                     return report, []
                 in_flight = {}
@@ -350,7 +413,9 @@ class Project:
                 lock.save()
                 return report, running
 
-            report, running = self._run(collect)
+            waiting = Plan(actions=waits, target=full.target)
+            with _watching(console, "refresh", waiting, applier.report, collect=True):
+                report, running = self._run(collect)
         return RefreshResult(
             in_flight=tuple(a.address for a in waits),
             finished=dict(report.finished),
@@ -482,10 +547,11 @@ class Project:
             runtime = self.open_runtime()
             lock.check_target(runtime.target)
             target = runtime.target.to_json()
-            if refresh:
-                observed = observe(
-                    runtime, lock.snapshot(), names=desired.programs, parallelism=parallelism
-                )
+        _refuse_programs(desired, str(target.get("channel") or ""), targets)
+        if not lock_only and refresh:
+            observed = observe(
+                runtime, lock.snapshot(), names=desired.programs, parallelism=parallelism
+            )
         return make_plan(
             desired,
             lock.snapshot(),

@@ -138,6 +138,12 @@ class JobSpec:
     manifest: str
     line: int
     program_digest: str = ""  # content digest of a managed program; "" otherwise
+    session_mode: str = "dedicated"  # "dedicated" (session: true) or "batch" (session: batch)
+
+    @property
+    def session_key(self) -> bool | str:
+        """The session setting as the manifest gave it: False, True or "batch" (for digests)."""
+        return "batch" if self.session and self.session_mode == "batch" else self.session
 
     @property
     def address(self) -> str:
@@ -174,7 +180,7 @@ class JobSpec:
                     "inputs": self.inputs,
                     "files": dict(self.files),
                     "options": self.options,
-                    "session": self.session,
+                    "session": self.session_key,
                 }
             )
         )
@@ -190,6 +196,7 @@ class BatchSpec:
     jobs: tuple[JobSpec, ...]
     manifest: str
     line: int
+    session_mode: str = "dedicated"
 
     @property
     def address(self) -> str:

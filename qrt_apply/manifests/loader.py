@@ -205,7 +205,10 @@ def _batch(
     validator = budget.validator(program) if program is not None else None
     batch_options = data.get("options", {})
     batch_tags = tuple(data.get("tags", ()))
+    # session: true is a dedicated session, session: batch a batch one (IBM Quantum Platform's two
+    # modes; runtimes with one kind of session treat both alike).
     session = bool(data.get("session", False))
+    session_mode = "batch" if data.get("session") == "batch" else "dedicated"
     backend = data.get("backend")
     jobs: list[JobSpec] = []
     seen: dict[str, int] = {}
@@ -303,6 +306,7 @@ def _batch(
                     inputs=job_inputs,
                     options=job_options,
                     session=session,
+                    session_mode=session_mode,
                     tags=tuple(dict.fromkeys(batch_tags + tuple(job.get("tags", ())))),
                     files=dict(files),
                     manifest=doc.path,
@@ -315,6 +319,7 @@ def _batch(
         program=ref,
         backend=backend,
         session=session,
+        session_mode=session_mode,
         tags=batch_tags,
         jobs=tuple(jobs),
         manifest=doc.path,

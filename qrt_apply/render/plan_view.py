@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import click
+
 from qrt_apply.plan.model import Action, Plan
+from qrt_apply.render.plan_markdown import render_markdown
 
 __all__ = ["render_plan"]
 
@@ -18,6 +21,17 @@ _SYMBOL = {
     "run": "+",
     "rerun": "-/+",
     "wait": "<=",
+}
+# Terraform's colours: create green, update yellow, destroy red, replace magenta, read cyan.
+_COLOR = {
+    "create": "green",
+    "run": "green",
+    "update": "yellow",
+    "set-visibility": "yellow",
+    "delete": "red",
+    "forget": "red",
+    "rerun": "magenta",
+    "wait": "cyan",
 }
 _SUMMARY = (
     ("create", "to create"),
@@ -48,9 +62,12 @@ def summary_line(plan: Plan) -> str:
     return "Plan: " + ", ".join(parts) + "."
 
 
-def _text_action(action: Action) -> list[str]:
+def _text_action(action: Action, color: bool) -> list[str]:
     drift = " [drift]" if action.drift else ""
-    lines = [f"  {_SYMBOL[action.kind]:>3} {action.address}  {action.kind}: {action.reason}{drift}"]
+    symbol = f"{_SYMBOL[action.kind]:>3}"
+    if color:
+        symbol = click.style(symbol, fg=_COLOR[action.kind], bold=True)
+    lines = [f"  {symbol} {action.address}  {action.kind}: {action.reason}{drift}"]
     for change in action.changes:
         if change.field == "visibility":
             continue
@@ -58,7 +75,7 @@ def _text_action(action: Action) -> list[str]:
     return lines
 
 
-def _text(plan: Plan) -> str:
+def _text(plan: Plan, color: bool = False) -> str:
     lines: list[str] = []
     if not plan.refreshed:
         lines.append("(not refreshed: the lockfile is taken as the runtime's state)")
@@ -70,7 +87,7 @@ def _text(plan: Plan) -> str:
         lines.append("qrt will perform the following actions:")
         lines.append("")
         for action in plan.actions:
-            lines.extend(_text_action(action))
+            lines.extend(_text_action(action, color))
         lines.append("")
         lines.append(summary_line(plan))
     if plan.orphans:
@@ -80,45 +97,26 @@ def _text(plan: Plan) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _markdown(plan: Plan) -> str:
-    lines = ["### qrt plan", ""]
-    if not plan.has_changes:
-        lines.append("**No changes.** The runtime matches the manifests.")
-    else:
-        lines.append(f"**{summary_line(plan)}**")
-        lines.append("")
-        lines.append("| | address | action | why |")
-        lines.append("|---|---|---|---|")
-        for action in plan.actions:
-            why = action.reason + (" (drift)" if action.drift else "")
-            lines.append(
-                f"| `{_SYMBOL[action.kind]}` | `{action.address}` | {action.kind} | {why} |"
-            )
-        changed = [a for a in plan.actions if a.changes]
-        if changed:
-            lines.extend(["", "<details><summary>Field changes</summary>", "", "```diff"])
-            for action in changed:
-                lines.append(f"# {action.address}")
-                for change in action.changes:
-                    lines.append(f"- {change.field}: {_short(change.old)}")
-                    lines.append(f"+ {change.field}: {_short(change.new)}")
-            lines.extend(["```", "", "</details>"])
-    if plan.drift:
-        lines.extend(["", "Drift: " + ", ".join(f"`{a}`" for a in plan.drift)])
-    if plan.orphans:
-        lines.extend(
-            [
-                "",
-                "Orphaned (in qrt.lock, gone from the manifests): "
-                + ", ".join(f"`{a}`" for a in plan.orphans),
-            ]
-        )
-    return "\n".join(lines) + "\n"
-
-
-def render_plan(plan: Plan, fmt: str = "text") -> str:
+def render_plan(
+    plan: Plan, fmt: str = "text", *, env: str | None = None, color: bool = False
+) -> str:
+    """``plan`` as ``text``, ``json`` or ``markdown``; ``env`` names the environment planned for
+    (markdown: in the title and the hidden marker that lets a bot update its earlier comment);
+    ``color`` styles the text view's symbols (the caller decides: a terminal, and neither
+    ``NO_COLOR`` nor ``--no-color``)."""
     if fmt == "json":
-        return json.dumps(plan.to_json(), sort_keys=True, indent=2) + "\n"
+        body = plan.to_json()
+        if env:
+            body["environment"] = env
+        return json.dumps(body, sort_keys=True, indent=2) + "\n"
     if fmt == "markdown":
-        return _markdown(plan)
-    return _text(plan)
+        return render_markdown(
+            plan,
+            symbols=_SYMBOL,
+            words=_SUMMARY,
+            summary=summary_line(plan),
+            short=_short,
+            env=env,
+        )
+    text = _text(plan, color)
+    return f"Environment: {env}\n{text}" if env else text
