@@ -10,11 +10,9 @@ job inputs against the program's ``spec.parameters``. The first problem found is
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
-from functools import cache, partial
-from importlib import resources
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,29 +37,20 @@ from qrt_apply.model import (
     ProgramSpec,
 )
 from qrt_apply.project import Limits, load_project
+from qrt_apply.schema import load_schema, schema_validator
 
 __all__ = ["find_manifest_files", "load_desired_state", "schema_for"]
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-_KINDS = {
-    "Program": "program.schema.json",
-    "JobBatch": "jobbatch.schema.json",
-    "Moved": "moved.schema.json",
-}
+_KINDS = {"Program": "program", "JobBatch": "jobbatch", "Moved": "moved"}
 
 
-@cache
 def schema_for(kind: str) -> dict[str, Any]:
-    text = resources.files("qrt_apply").joinpath("schemas", _KINDS[kind]).read_text("utf-8")
-    schema: dict[str, Any] = json.loads(text)
-    return schema
+    return load_schema(_KINDS[kind])
 
 
-@cache
 def _schema_validator(kind: str) -> Any:
-    import jsonschema
-
-    return jsonschema.Draft202012Validator(schema_for(kind))
+    return schema_validator(_KINDS[kind])
 
 
 def find_manifest_files(manifests_dir: Path) -> list[Path]:

@@ -267,6 +267,7 @@ def make_plan(
     replace: Collection[str] = (),
     lock_digest: str = "",
     target: Mapping[str, Any] | None = None,
+    environment: str | None = None,
 ) -> Plan:
     moves: list[Action] = []
     if desired.moves:
@@ -350,4 +351,5 @@ def make_plan(
         refreshed=observed is not None,
         lock_digest=lock_digest,
         target=dict(target or {}),
+        environment=environment,
     )
