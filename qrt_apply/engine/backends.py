@@ -11,7 +11,7 @@ fake_noisy_5q       5       yes   ``AerSimulator.from_backend(GenericBackendV2(5
 
 The width of the noiseless simulator is capped at 24 qubits (a 256 MiB statevector) so that one job
 cannot exhaust the machine; qiskit-aer itself would go to 30. Everything here is static data except
-:func:`make_backend`, the only function that imports qiskit.
+:func:`make_backend` and :func:`noisy_device`, the only functions that import qiskit.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ __all__ = [
     "canonical_name",
     "configuration",
     "make_backend",
+    "noisy_device",
     "status",
 ]
 
@@ -153,16 +154,20 @@ def make_backend(name: str) -> Any:
     """A fresh qiskit ``BackendV2`` (an ``AerSimulator``) to execute on for backend ``name``."""
     from qiskit_aer import AerSimulator
 
-    canonical = canonical_name(name)
-    dev = _DEVICES[canonical]
+    device = noisy_device(name)
+    return AerSimulator() if device is None else AerSimulator.from_backend(device)
+
+
+def noisy_device(name: str) -> Any:
+    """The qiskit device model whose noise backend ``name`` simulates (None if noiseless)."""
+    dev = _DEVICES[canonical_name(name)]
     if not dev.noisy:
-        return AerSimulator()
+        return None
     from qiskit.providers.fake_provider import GenericBackendV2
 
-    device = GenericBackendV2(
+    return GenericBackendV2(
         num_qubits=dev.num_qubits,
         basis_gates=[g for g in dev.basis_gates if g not in ("measure", "reset", "delay")],
         coupling_map=[list(edge) for edge in dev.coupling_map or ()],
         seed=_NOISY_SEED,
     )
-    return AerSimulator.from_backend(device)
