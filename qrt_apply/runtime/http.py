@@ -386,6 +386,7 @@ class HttpRuntime:
         tags: Sequence[str] = (),
         session_id: str | None = None,
         descending: bool = True,
+        created_after: str | None = None,
     ) -> list[JobInfo]:
         params: dict[str, Any] = dict(self._job_list_params)
         if backend:
@@ -398,6 +399,8 @@ class HttpRuntime:
             params["tags"] = list(tags)
         if session_id:
             params["session_id"] = session_id
+        if created_after:
+            params["created_after"] = created_after
         if not descending:
             params["sort"] = "ASC"
         pages = self._pages("/jobs", "jobs", params, limit, skip, 50)
