@@ -57,6 +57,7 @@ __all__ = [
 ]
 
 PathLike = str | os.PathLike[str]
+_PLANS_KEPT = 16  # the most recent plans of a Project that apply() still accepts
 
 
 class Interrupted(KeyboardInterrupt):
@@ -331,6 +332,8 @@ class Project:
             lock_only=lock_only,
         )
         self._plans[id(plan)] = (plan, desired_digest(desired), lock_only)
+        while len(self._plans) > _PLANS_KEPT:  # a long-lived Project plans again and again
+            del self._plans[next(iter(self._plans))]
         return plan
 
     def save_plan(self, plan: Plan, path: PathLike) -> None:

@@ -24,6 +24,7 @@ from qrt_apply.runtime.base import BackendInfo
 __all__ = [
     "BACKEND_NAMES",
     "DEFAULT_BACKEND",
+    "MAX_SHOTS",
     "backend_info",
     "canonical_name",
     "configuration",
@@ -33,6 +34,7 @@ __all__ = [
 ]
 
 DEFAULT_BACKEND = "aer_simulator"
+MAX_SHOTS = 100_000  # shots one PUB may ask for, on every backend here
 _VERSION = "0.18.2"
 _ONLINE_DATE = "2023-01-01T00:00:00Z"
 _NOISY_SEED = 5
@@ -92,7 +94,13 @@ def _device(name: str) -> _Device:
 def backend_info(name: str) -> BackendInfo:
     """Summary of backend ``name``, reported under the name as given."""
     dev = _device(name)
-    return BackendInfo(name=name, num_qubits=dev.num_qubits, simulator=True, noisy=dev.noisy)
+    return BackendInfo(
+        name=name,
+        num_qubits=dev.num_qubits,
+        simulator=True,
+        noisy=dev.noisy,
+        max_shots=MAX_SHOTS,
+    )
 
 
 def configuration(name: str) -> dict[str, Any]:
@@ -114,7 +122,7 @@ def configuration(name: str) -> dict[str, Any]:
         "conditional": False,
         "open_pulse": False,
         "memory": True,
-        "max_shots": 100_000,
+        "max_shots": MAX_SHOTS,
         "max_experiments": 300,
         "coupling_map": coupling,
         "online_date": _ONLINE_DATE,

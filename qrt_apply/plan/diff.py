@@ -290,6 +290,11 @@ def make_plan(
                     job.manifest,
                     job.line,
                 )
+        if observed.backend_info:
+            # Widths and limits of the backends, now that the runtime has described them.
+            from qrt_apply.manifests.pubs import check_backends
+
+            check_backends(desired.jobs(), observed.backend_info)
 
     actions: list[Action] = []
     drift: list[str] = []
