@@ -138,6 +138,7 @@ class JobSpec:
     manifest: str
     line: int
     program_digest: str = ""  # content digest of a managed program; "" otherwise
+    matrix: Mapping[str, Any] = field(default_factory=dict)  # this job's matrix values
 
     @property
     def address(self) -> str:
@@ -190,6 +191,9 @@ class BatchSpec:
     jobs: tuple[JobSpec, ...]
     manifest: str
     line: int
+    # Largest drift of a rerun's result from the previous run's ({"tvd": ..., "z": ...}); not part
+    # of any digest: changing it reruns nothing.
+    result_tolerance: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def address(self) -> str:

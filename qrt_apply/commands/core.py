@@ -16,6 +16,7 @@ from qrt_apply.plan import Plan, make_plan, observe
 from qrt_apply.plan.saved import desired_digest, load_plan_file, save_plan_file
 from qrt_apply.render.console import TerminalConsole
 from qrt_apply.render.plan_view import render_plan
+from qrt_apply.render.results_view import drift_summary
 
 __all__ = ["COMMANDS"]
 
@@ -280,6 +281,8 @@ def apply(
             lock.close()  # qrt.lock written, the journal removed, however the apply ended
     done = ", ".join(f"{n} {kind}" for kind, n in sorted(report.done.items())) or "nothing"
     click.echo(f"\nApply complete: {done}.")
+    for line in drift_summary(report.drift):
+        click.echo(line)
     if report.pending:
         click.echo(f"{len(report.pending)} job(s) still running; `qrt refresh` collects them.")
     if report.failed:
@@ -338,6 +341,8 @@ def refresh(app: Any, parallelism: int | None, wait: bool) -> int:
         finally:
             lock.close()  # qrt.lock written, the journal removed, however the apply ended
     click.echo(f"Collected {len(report.finished)} job(s).")
+    for line in drift_summary(report.drift):
+        click.echo(line)
     if running:
         click.echo(
             f"{len(running)} job(s) still running; `qrt refresh` again (or `qrt refresh --wait`) "

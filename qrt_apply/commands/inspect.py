@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import click
@@ -35,7 +36,14 @@ def show(app: Any, address: str | None, as_json: bool) -> int:
             click.echo(json.dumps(record, sort_keys=True, indent=2))
         else:
             for key in sorted(record):
-                if key in ("result", "interim_results", "history", "spec", "inputs_digest_parts"):
+                if key in (
+                    "result",
+                    "interim_results",
+                    "history",
+                    "spec",
+                    "inputs_digest_parts",
+                    "definition",
+                ):
                     continue
                 click.echo(f"{key:>20}: {record[key]}")
             if record.get("history"):
@@ -57,19 +65,57 @@ def show(app: Any, address: str | None, as_json: bool) -> int:
 @click.command()
 @click.argument("address")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE.png|FILE.svg",
+    help="Draw a histogram of counts, expectation-value bars, or for batch.NAME a sweep plot.",
+)
+@click.option(
+    "--compare",
+    is_flag=True,
+    help="Drift from the previous completed run; exit 1 past the batch's result_tolerance.",
+)
 @click.pass_obj
-def results(app: Any, address: str, as_json: bool) -> int:
-    """The recorded result (and interim results) of a job."""
+def results(app: Any, address: str, as_json: bool, plot: Path | None, compare: bool) -> int:
+    """A job's recorded result as a table (or a batch's sweep), its plot, its drift."""
+    from qrt_apply.render import results_view as view
+    from qrt_apply.results import report
+    from qrt_apply.results.summary import summarize
+
+    if not (address.startswith("job.") or address.startswith("batch.")):
+        raise ConfigError(f"{address}: qrt results takes job.BATCH/JOB or batch.NAME")
     lock = _lock(app)
-    record = lock.job(address)
-    if record is None:
-        raise ConfigError(f"{address} is not a job in {lock.path.name}")
-    if record.get("status") != "COMPLETED":
-        raise ConfigError(
-            f"{address} has no result: status {record.get('status')}"
-            + (f"\n{record['error']}" if record.get("error") else "")
-        )
-    result = lock.load_result(record)
+    if compare:
+        return _compare(app, lock, address)
+    if address.startswith("batch."):
+        sweep, matrices = report.batch_sweep(lock, address)
+        if plot is not None:
+            from qrt_apply.results.plot import plot_sweep
+
+            plot_sweep(sweep, plot, address)
+        if as_json:
+            records = report.batch_jobs(lock, address)
+            data = {
+                a: report.completed_result(lock, a)[1]
+                for a, r in records.items()
+                if r.get("status") == "COMPLETED"
+            }
+            click.echo(json.dumps(data, sort_keys=True, indent=2))
+        else:
+            variable = f" against {sweep.variable}" if sweep.variable else ""
+            click.echo(f"{address}: {len(matrices)} completed job(s){variable}")
+            for line in view.render_sweep(sweep, matrices):
+                click.echo(line)
+        if plot is not None and not as_json:
+            click.echo(f"Wrote {plot}.")
+        return 0
+    record, result = report.completed_result(lock, address)
+    summary = summarize(result)
+    if plot is not None:
+        from qrt_apply.results.plot import plot_summary
+
+        plot_summary(summary, plot, address)
     if as_json:
         click.echo(
             json.dumps(
@@ -80,11 +126,47 @@ def results(app: Any, address: str, as_json: bool) -> int:
         )
         return 0
     click.echo(f"{address}  {record.get('id')}  {record.get('status')}  on {record.get('backend')}")
-    click.echo(json.dumps(result, sort_keys=True, indent=2))
+    for line in view.render_summary(summary, result):
+        click.echo(line)
     if record.get("interim_results"):
         click.echo(f"interim results ({len(record['interim_results'])}):")
         for item in record["interim_results"]:
             click.echo("  " + json.dumps(item, sort_keys=True))
+    if plot is not None:
+        click.echo(f"Wrote {plot}.")
+    return 0
+
+
+def _compare(app: Any, lock: Lockfile, address: str) -> int:
+    """``results --compare``: each job's drift from its previous completed run, against the
+    tolerance its batch sets in the manifests; 1 when any job is past it."""
+    from qrt_apply.manifests import load_desired_state
+    from qrt_apply.render import results_view as view
+    from qrt_apply.results import report
+
+    project = app.project()
+    desired = load_desired_state(project.root, project.manifests_dir)
+    tolerance = report.tolerance_for(desired, address)
+    if address.startswith("batch."):
+        addresses = [
+            a for a, r in report.batch_jobs(lock, address).items() if r.get("status") == "COMPLETED"
+        ]
+    else:
+        addresses = [address]
+    past = 0
+    for job in addresses:
+        comparison = report.compare_job(lock, job)
+        if comparison.drift is None:
+            click.echo(f"{job}: no earlier completed run to compare with")
+            continue
+        click.echo(f"{job}: against {comparison.previous_id}")
+        for line in view.render_drift(job, comparison.drift, tolerance):
+            click.echo(line)
+        if comparison.drift.exceeds(tolerance):
+            past += 1
+    if past:
+        click.echo(f"{past} job(s) drifted past the tolerance.", err=True)
+        return 1
     return 0
 
 
