@@ -1,4 +1,4 @@
-"""validate and plan stay light: no qiskit, qiskit-aer, numpy, scipy or deepdiff is imported."""
+"""validate and plan stay light: no qiskit, qiskit-aer, numpy, scipy, deepdiff or matplotlib is imported."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 from projects import small_project
 
-HEAVY = ("qiskit", "qiskit_aer", "numpy", "scipy", "deepdiff")
+HEAVY = ("qiskit", "qiskit_aer", "numpy", "scipy", "deepdiff", "matplotlib")
 
 PROBE = """
 import json, sys

@@ -45,7 +45,8 @@ def _save(figure: Any, path: Path, fmt: str) -> None:
     buffer = io.BytesIO()
     # Fixed metadata and ids: the same result draws the same bytes (no date in the file).
     metadata: dict[str, Any] = {"Software": None} if fmt == "png" else {"Date": None}
-    with matplotlib.rc_context({"svg.hashsalt": "qrt"}):
+    # SVG text stays text (searchable, smaller) rather than outlined glyphs.
+    with matplotlib.rc_context({"svg.hashsalt": "qrt", "svg.fonttype": "none"}):
         figure.savefig(buffer, format=fmt, metadata=metadata, dpi=110)
     atomic_write(path, buffer.getvalue())
 
