@@ -10,7 +10,7 @@ from qrt_apply.lockfile import RESULTS_DIR, Lockfile
 from qrt_apply.manifests import load_desired_state
 from qrt_apply.plan import make_plan, observe
 from qrt_apply.plan.diff import job_digest_parts
-from qrt_apply.plan.jobdiff import INLINE_INPUTS_LIMIT, definition_changes
+from qrt_apply.plan.jobdiff import INLINE_INPUTS_LIMIT, definition_changes, flatten
 from qrt_apply.render.console import NullConsole
 from qrt_apply.render.plan_view import render_plan
 
@@ -50,14 +50,15 @@ def test_lockfile_keeps_each_jobs_definition_with_files_as_references(tmp_path: 
     jobs = json.loads((root / "qrt.lock").read_text())["jobs"]
     definition = jobs["job.bell/shots-10"]["definition"]
     assert definition["inputs"] == {
-        "pubs": [{"circuit": {"$file": "circuits/bell.qasm"}, "shots": 10}]
+        "pubs[0].circuit.$file": "circuits/bell.qasm",
+        "pubs[0].shots": 10,
     }
     assert set(definition["files"]) == {"circuits/bell.qasm"}
     assert definition["matrix"] == {"shots": 10}
     assert definition["options"] == {"default_shots": 100}
-    assert definition["program"] == "built-in sampler" and definition["backend"] == "aer_simulator"
+    assert definition["backend"] == "aer_simulator" and "session" not in definition
     echo = jobs["job.echoes/two"]["definition"]
-    assert echo["program"] == "program.echo" and len(echo["program_digest"]) == 64
+    assert len(echo["program_digest"]) == 64
     assert echo["session"] is True and "matrix" not in echo and "files" not in echo
     assert "inputs_digest_parts" not in jobs["job.echoes/two"]
 
@@ -170,13 +171,36 @@ def test_large_inputs_are_stored_by_digest_and_diffed_by_digest(tmp_path: Path) 
     assert field == "inputs" and ref.endswith(f"{old}.json") and new != old
 
 
-def test_definition_changes_walk_lists_and_nested_values() -> None:
-    old = {"inputs": {"a": [1, 2, {"b": True}]}, "options": {"x": 1}, "session": False}
-    new = {"inputs": {"a": [1, 3]}, "options": {"x": 1.0}, "session": False, "matrix": {"p": 0.2}}
+def test_flatten_keeps_paths_shallow() -> None:
+    nested = {"pubs": [{"circuit": {"$file": "a.qasm"}, "parameter_values": [0.1, 0.2]}], "e": {}}
+    assert flatten(nested) == {
+        "pubs[0].circuit.$file": "a.qasm",
+        "pubs[0].parameter_values": [0.1, 0.2],
+        "e": {},
+    }
+
+
+def test_definition_changes_by_path_and_by_list_place() -> None:
+    old = {
+        "inputs": flatten({"a": [1, 2, {"b": True}], "v": [0, 1, 2, 3]}),
+        "options": {"x": 1},
+        "session": False,
+    }
+    new = {
+        "inputs": flatten({"a": [1, 3, {"c": 1}], "v": [0, 1, 5, 3]}),
+        "options": {"x": 1.0},
+        "session": False,
+        "matrix": {"p": 0.2},
+    }
     changes = {c.field: (c.old, c.new) for c in definition_changes(old, new)}
     assert changes == {
         "inputs.a[1]": (2, 3),
-        "inputs.a[2]": ({"b": True}, None),
+        "inputs.a[2].b": (True, None),
+        "inputs.a[2].c": (None, 1),
+        "inputs.v[2]": (2, 5),  # one place of an equal-length list
         "options.x": (1, 1.0),  # 1 and 1.0 are different inputs (and digests)
         "matrix.p": (None, 0.2),
     }
+    longer = {"inputs": flatten({"v": [0, 1, 2]})}
+    changes = definition_changes(longer, {"inputs": flatten({"v": [0, 1, 2, 3]})})
+    assert [(c.field, c.old, c.new) for c in changes] == [("inputs.v", [0, 1, 2], [0, 1, 2, 3])]

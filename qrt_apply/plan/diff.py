@@ -186,7 +186,8 @@ def _why_changed(job: JobSpec, recorded: Mapping[str, Any]) -> tuple[str, tuple[
     and new value. A record from before definitions were kept names the parts only."""
     definition = recorded.get("definition")
     if isinstance(definition, Mapping):
-        new = job_definition(job)
+        definition = {**definition, "program": recorded.get("program")}
+        new = {**job_definition(job), "program": job.program.describe()}
         old_parts, parts = definition_parts(definition), definition_parts(new)
         changes = tuple(definition_changes(definition, new))
     else:
