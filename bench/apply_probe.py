@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import resource
 import sys
 import time
 from typing import Any
@@ -45,6 +46,63 @@ def main() -> None:
         seen["save_s"] += time.perf_counter() - began
 
     lockfile.Lockfile.save = timed_save  # type: ignore[method-assign]
+
+    # Seconds inside the lockfile's work: steps (journal append, periodic saves, the fsync of a
+    # durable step), journal fsyncs, loading (journal replay included) and the closing save.
+    # ``lockfile_s`` counts the outermost call only, so nested calls are not counted twice.
+    import threading
+
+    from qrt_apply import journal
+
+    depth = threading.local()
+    seen["lockfile_s"] = 0.0
+
+    def timed(key: str, original: Any) -> Any:
+        seen[f"{key}_s"] = 0.0
+        seen[key] = 0
+
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            outer = getattr(depth, "n", 0) == 0
+            depth.n = getattr(depth, "n", 0) + 1
+            began = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                spent = time.perf_counter() - began
+                depth.n -= 1
+                seen[f"{key}_s"] += spent
+                seen[key] += 1
+                if outer:
+                    seen["lockfile_s"] += spent
+
+        return wrapped
+
+    lockfile.Lockfile._step = timed("steps", lockfile.Lockfile._step)  # type: ignore[method-assign]
+    lockfile.Lockfile.close = timed("close", lockfile.Lockfile.close)  # type: ignore[method-assign]
+    lockfile.Lockfile.save = timed("saves_outer", lockfile.Lockfile.save)  # type: ignore[method-assign]
+    journal.Journal.sync = timed("sync", journal.Journal.sync)  # type: ignore[method-assign]
+    load = timed("load", lockfile.Lockfile.load.__func__)  # type: ignore[attr-defined]
+    lockfile.Lockfile.load = classmethod(load)  # type: ignore[assignment,method-assign]
+
+    # Every HTTP request the runtime client sends, by method and path shape (ids as {id}), and
+    # how many were pages of a listing (a GET with ``limit``).
+    import re
+
+    import httpx
+
+    send = httpx.Client.send
+    seen.update(requests=0, list_pages=0, by_path={})
+    ident = re.compile(r"/[0-9a-f]{8,}[0-9a-z_-]*|/[a-z0-9-]+-[0-9a-f]{6,}")
+
+    def counted_send(self: Any, request: httpx.Request, *args: Any, **kwargs: Any) -> Any:
+        seen["requests"] += 1
+        if request.method == "GET" and "limit" in request.url.params:
+            seen["list_pages"] += 1
+        shape = f"{request.method} {ident.sub('/{id}', request.url.path)}"
+        seen["by_path"][shape] = seen["by_path"].get(shape, 0) + 1
+        return send(self, request, *args, **kwargs)
+
+    httpx.Client.send = counted_send  # type: ignore[method-assign]
 
     def phase(name: str) -> None:
         original = getattr(applier.Applier, name)
@@ -85,6 +143,7 @@ def main() -> None:
 
     def report() -> None:
         seen["exit_s"] = time.perf_counter() - START
+        seen["peak_rss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         out = os.environ.get("QRT_BENCH_PROBE_OUT")
         if out:
             with open(out, "w", encoding="utf-8") as stream:

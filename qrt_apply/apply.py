@@ -25,6 +25,7 @@ from functools import partial
 from typing import Any
 
 from qrt_apply.errors import NotFoundError, QrtError
+from qrt_apply.failures import failure_reason, scrub_error
 from qrt_apply.lockfile import Lockfile, push_history
 from qrt_apply.model import DesiredState, JobSpec, ProgramSpec, submission_tag
 from qrt_apply.plan.jobdiff import job_definition
@@ -39,6 +40,9 @@ from qrt_apply.runtime.base import FINAL_STATUSES, SUBMIT_TAG_PREFIX, JobInfo, R
 __all__ = ["ApplyReport", "Applier"]
 
 ERROR_TEXT_LIMIT = 64 * 1024
+# Submission intents are journaled this many at a time, ahead of their POSTs, under one fsync: a
+# sweep of thousands of jobs pays one fsync per window instead of one per job.
+INTENT_WINDOW = 64
 _READ_EVERY = 10  # _wait_all: one round in this many reads each job instead of listing
 
 
@@ -88,6 +92,12 @@ class Applier:
         self._jobs: dict[str, JobSpec] = {job.address: job for job in desired.jobs()}
         # Set when a parallel stage is left early (Ctrl-C): tasks under way submit no more jobs.
         self._stop = threading.Event()
+        # Submission order, and the intents journaled ahead of their POST: address -> the record
+        # it replaced (restored if the POST is never sent).
+        self._order: list[str] = []
+        self._next_intent = 0
+        self._intents: dict[str, dict[str, Any] | None] = {}
+        self._intent_guard = threading.Lock()
 
     # --- driver -------------------------------------------------------------------------------
     def apply(self, plan: Plan) -> ApplyReport:
@@ -232,31 +242,99 @@ class Applier:
             else:
                 singles.append(action)
 
+        # A runtime with explicit sessions (IBM Quantum Platform: dedicated or batch mode) gets
+        # one opened right before the group's first POST, so jobs adopted by tag open none; the
+        # others start one with their first job and the rest join it.
+        opener: Callable[[str | None, str], str] | None = getattr(
+            self.runtime, "open_session", None
+        )
+
         def session_batch(group: list[Action]) -> None:
             session_id: str | None = None
-            for action in group:
-                if self._stop.is_set():
-                    break
-                info = self._job_action(
-                    action, session_id=session_id, start_session=session_id is None
-                )
-                if info is not None and session_id is None:
-                    session_id = info.session_id or info.id
-            if session_id:
-                try:
-                    self.runtime.close_session(session_id)
-                except QrtError as exc:
-                    self.console.warn(f"could not close session {session_id}: {exc}")
+            opened: list[str] = []
+
+            def open_session(job: JobSpec) -> str:
+                assert opener is not None
+                opened.append(opener(job.backend, job.session_mode))
+                return opened[0]
+
+            try:
+                for action in group:
+                    if self._stop.is_set():
+                        break
+                    if opener is not None:
+                        self._job_action(
+                            action,
+                            session_id=opened[0] if opened else None,
+                            open_session=None if opened else open_session,
+                        )
+                        continue
+                    info = self._job_action(
+                        action, session_id=session_id, start_session=session_id is None
+                    )
+                    if info is not None and session_id is None:
+                        session_id = info.session_id or info.id
+            finally:  # closed however the group ended: the jobs in it still run to the end
+                if opener is not None:
+                    session_id = opened[0] if opened else None
+                if session_id:
+                    try:
+                        self.runtime.close_session(session_id)
+                    except QrtError as exc:
+                        self.console.warn(f"could not close session {session_id}: {exc}")
 
         tasks: list[Callable[[], object]] = [
             partial(session_batch, group) for group in groups.values()
         ]
         tasks += [partial(self._job_action, action) for action in singles]
-        self._run_parallel(tasks)
+        self._order = [
+            a.address
+            for a in [*(a for g in groups.values() for a in g), *singles]
+            if a.kind in ("run", "rerun")
+        ]
+        try:
+            self._run_parallel(tasks)
+        finally:
+            self._withdraw_intents()
         return addresses
 
+    def _journal_intent(self, address: str) -> dict[str, Any]:
+        """The ``SUBMITTING`` record of ``address``, durable on disk when this returns. When it is
+        not journaled yet, it is journaled with the next intents in submission order (at most
+        ``INTENT_WINDOW``), and one fsync covers them all."""
+        with self._intent_guard:
+            if address not in self._intents:
+                window = [address]
+                while self._next_intent < len(self._order) and len(window) < INTENT_WINDOW:
+                    ahead = self._order[self._next_intent]
+                    self._next_intent += 1
+                    if ahead != address and ahead not in self._intents:
+                        window.append(ahead)
+                for each in window:
+                    previous = self.lock.job(each)
+                    intent = self._submitting_record(self._jobs[each], previous or {})
+                    self._intents[each] = previous
+                    self.lock.set_job(each, intent, durable=each == window[-1])
+            record = self.lock.job(address)
+            assert record is not None and record["status"] == "SUBMITTING"
+            self._intents.pop(address)
+            return record
+
+    def _withdraw_intents(self) -> None:
+        """Intents journaled ahead whose POST was never sent (the apply stopped first) get their
+        earlier records back: the next apply runs them as it would have."""
+        with self._intent_guard:
+            for address, previous in self._intents.items():
+                self.lock.set_job(address, previous)
+            self._intents.clear()
+
     def _job_action(
-        self, action: Action, *, session_id: str | None = None, start_session: bool = False
+        self,
+        action: Action,
+        *,
+        session_id: str | None = None,
+        start_session: bool = False,
+        open_session: Callable[[JobSpec], str] | None = None,
     ) -> JobInfo | None:
         job = self._jobs[action.address]
         if action.kind == "wait":
@@ -267,11 +345,8 @@ class Applier:
             return None
         if self._stop.is_set():
             return None  # interrupted: the job keeps its old record and the next apply runs it
-        previous = self.lock.job(action.address) or {}
-        record = self._submitting_record(job, previous)
-        tag = record["submission_tag"]
         # Durable before the POST: the tag is how the next plan finds the job if qrt dies now.
-        self.lock.set_job(action.address, record, durable=True)
+        tag = self._journal_intent(action.address)["submission_tag"]
         # The tag may already be on the runtime: an earlier apply died after the POST (the plan may
         # predate its acceptance, or ran with --no-refresh), or another checkout of this commit
         # submitted it. Adopting that job is what makes the submission happen once; against a
@@ -284,6 +359,8 @@ class Applier:
             self.report.count(action.kind)
             return info
         runtime_options = job.runtime_options
+        if open_session is not None and session_id is None:
+            session_id = open_session(job)
         info = self.runtime.run(
             self._program_id(job),
             job.params(),
@@ -398,12 +475,16 @@ class Applier:
                 fields["drift"] = drift
         else:
             fields.update({"result": None, "result_ref": None})
-            fields["error"] = text[-ERROR_TEXT_LIMIT:] if text else info.reason
+            # Scrubbed here too: another runtime may store qrt's frames or its machine's paths.
+            fields["error"] = scrub_error(text)[-ERROR_TEXT_LIMIT:] if text else info.reason
         interim = self.runtime.job_interim_results(info.id)
         fields["interim_results"] = [readable_text(item) for item in interim] or None
         self.lock.update_job(address, **fields)
         self.report.finished[address] = info.status
         word = info.status if not info.reason else f"{info.status} ({info.reason})"
+        why = failure_reason(fields["error"]) if info.status == "FAILED" else ""
+        if why and why != info.reason:
+            word += f" — {why}"
         if drift is not None:
             word += "; " + drift_words(drift)
         self.console.step(address, word)

@@ -27,48 +27,39 @@ __all__ = ["AppContext", "cli", "main"]
 
 @dataclass
 class AppContext:
-    """What every command shares: the project directory, the chosen account, the runtime."""
+    """What every command shares: the project directory, the chosen account, and the project as the
+    Python API sees it (``api()``), which opens the runtime on first need."""
 
     project_dir: Path
     account: str | None = None
     debug: bool = False
-    _runtime: Runtime | None = field(default=None, repr=False)
+    _runtime: Runtime | None = field(default=None, repr=False)  # given by a caller (tests)
+    _api: Any = field(default=None, repr=False)
     _interrupted: bool = field(default=False, repr=False)
 
     def project(self) -> Any:
+        """The project's settings (paths, ``qrt.yaml``), read now."""
         from qrt_apply.project import load_project
 
         return load_project(self.project_dir)
 
+    def api(self) -> Any:
+        """The :class:`qrt_apply.api.Project` of this command, made once; closed with the command."""
+        if self._api is None:
+            from qrt_apply.api import Project
+
+            self._api = Project.load(self.project_dir, account=self.account, runtime=self._runtime)
+            click.get_current_context().find_root().call_on_close(self._close)
+        return self._api
+
     def open_runtime(self, *, read_only: bool = False) -> Runtime:
         """The project's runtime, opened once per command; ``read_only`` for commands that only look."""
-        if self._runtime is None:
-            from qrt_apply.runtime.select import open_runtime
+        runtime: Runtime = self.api().open_runtime(read_only=read_only)
+        return runtime
 
-            project = self.project()
-            self._runtime = open_runtime(
-                project.root, account=self.account, config=project.config, read_only=read_only
-            )
-            click.get_current_context().find_root().call_on_close(self._close_runtime)
-        return self._runtime
-
-    def interrupted(self) -> bool:
-        """Note a Ctrl-C the command caught. The runtime then closes as an interrupted one: the
-        embedded runtime hands the jobs it runs over at once and starts nothing in the background
-        (they wait for the next apply or refresh). True when such jobs may have been stopped."""
-        self._interrupted = True
-        return hasattr(self._runtime, "hand_over_on_close")
-
-    def _close_runtime(self) -> None:
-        runtime = self._runtime
-        if runtime is None:
-            return
+    def _close(self) -> None:
         # Also a Ctrl-C the command did not catch: it is in flight while click closes the context.
-        if self._interrupted or _is_interrupt(sys.exc_info()[1]):
-            hand_over = getattr(runtime, "hand_over_on_close", None)
-            if hand_over is not None:
-                hand_over(detach=False)
-        runtime.close()
+        self._api.close(interrupted=self._interrupted or _is_interrupt(sys.exc_info()[1]))
 
 
 def _is_interrupt(exc: BaseException | None) -> bool:
@@ -163,6 +154,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "apply": ("qrt_apply.commands.core", "apply"),
     "refresh": ("qrt_apply.commands.core", "refresh"),
     "unlock": ("qrt_apply.commands.core", "unlock"),
+    "merge-lockfile": ("qrt_apply.commands.lockcmds", "merge_lockfile"),
     "import": ("qrt_apply.commands.adopt", "import_"),
     "show": ("qrt_apply.commands.inspect", "show"),
     "results": ("qrt_apply.commands.inspect", "results"),

@@ -1,5 +1,5 @@
-"""The lockfile's journal: one JSON line per step (the full new record of one address, or its
-removal), appended by an apply instead of rewriting ``qrt.lock``; fsynced only where a step must
+"""The lockfile's journal: one JSON line per step (the full new record of one address, its
+removal, or the fields a step changed in it), appended by an apply instead of rewriting ``qrt.lock``; fsynced only where a step must
 survive a machine crash (before a submission), and replayed by the next load after a crash.
 """
 
@@ -72,8 +72,15 @@ class Journal:
         fsync_dir(self.path.parent)
 
 
-def journal_line(section: str, address: str | None, record: Any) -> bytes:
-    entry = {"section": section, "address": address, "record": record}
+def journal_line(
+    section: str, address: str | None, record: Any, *, fields: Mapping[str, Any] | None = None
+) -> bytes:
+    """One step: ``record`` replaces the address's record, or ``fields`` are set in it."""
+    entry: dict[str, Any] = {"section": section, "address": address}
+    if fields is None:
+        entry["record"] = record
+    else:
+        entry["fields"] = fields
     text = json.dumps(entry, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return (text + "\n").encode("utf-8")
 
@@ -104,4 +111,6 @@ def _valid_entry(entry: Mapping[str, Any]) -> bool:
     address_ok = entry.get("section") == "target" or (
         entry.get("section") in SECTIONS and isinstance(entry.get("address"), str)
     )
+    if "fields" in entry:
+        return address_ok and entry["section"] != "target" and isinstance(entry["fields"], dict)
     return address_ok and isinstance(entry.get("record"), (dict, type(None)))

@@ -49,12 +49,14 @@ __all__ = [
     "ApplyLock",
     "Lockfile",
     "atomic_write",
+    "read_lock_data",
 ]
 
 INLINE_RESULT_LIMIT = 64 * 1024
 RESULTS_DIR = "qrt-results"
 JOURNAL_NAME = "lock.journal"
 FLUSH_INTERVAL = 2.0
+SAVE_SHARE = 50  # periodic saves are at least this many times their own duration apart
 VERSION = 1
 HISTORY_LIMIT = 10
 
@@ -84,6 +86,7 @@ class Lockfile:
         self._flush_interval = flush_interval
         self._clock = clock
         self._saved_at = clock()
+        self._save_cost = 0.0  # seconds the last save took (by the same clock)
         self._dirty = False  # steps journaled since qrt.lock was last written
         self._target_pending = False  # set_target not yet journaled
 
@@ -102,14 +105,18 @@ class Lockfile:
         must not be written)."""
         if journal is None or not journal.exists():
             return cls(
-                path, _read(path), journal=journal, flush_interval=flush_interval, clock=clock
+                path,
+                read_lock_data(path),
+                journal=journal,
+                flush_interval=flush_interval,
+                clock=clock,
             )
         with ApplyLock(journal.parent).try_hold() as owned:
             # qrt.lock before the journal: a save in between then only makes the view older
-            lock = cls(path, _read(path), flush_interval=flush_interval, clock=clock)
+            lock = cls(path, read_lock_data(path), flush_interval=flush_interval, clock=clock)
             entries = read_journal(journal)
             for entry in entries:
-                lock._apply(entry["section"], entry.get("address"), entry["record"])
+                lock._replay(entry)
             if owned:
                 if entries:  # an empty journal: qrt.lock is as it was, also when there is none
                     lock.save()
@@ -189,12 +196,21 @@ class Lockfile:
         """Record (or with None, remove) a job; ``durable`` as for ``set_program``."""
         self._step("jobs", address, None if record is None else dict(record), durable)
 
-    def update_job(self, address: str, **fields: Any) -> dict[str, Any]:
+    def update_job(self, address: str, **fields: Any) -> None:
+        """Set ``fields`` in a job's record (journaled as just those fields)."""
         with self._guard:
             record = dict(self._data["jobs"].get(address) or {})
             record.update(fields)
-            self._step("jobs", address, record, durable=False)
-            return copy.deepcopy(record)
+            self._step("jobs", address, record, durable=False, fields=fields)
+
+    def _replay(self, entry: Mapping[str, Any]) -> None:
+        section, address = entry["section"], entry.get("address")
+        if "fields" in entry:
+            record = dict(self._data[section].get(address) or {})
+            record.update(entry["fields"])
+            self._apply(section, address, record)
+        else:
+            self._apply(section, address, entry["record"])
 
     def _apply(self, section: str, address: str | None, record: dict[str, Any] | None) -> None:
         if section == "target":
@@ -205,7 +221,12 @@ class Lockfile:
             self._data[section][address] = record
 
     def _step(
-        self, section: str, address: str | None, record: dict[str, Any] | None, durable: bool
+        self,
+        section: str,
+        address: str | None,
+        record: dict[str, Any] | None,
+        durable: bool,
+        fields: Mapping[str, Any] | None = None,
     ) -> None:
         with self._guard:
             self._apply(section, address, record)
@@ -217,7 +238,7 @@ class Lockfile:
             if self._target_pending:
                 self._journal.append(journal_line("target", None, self._data["target"]))
                 self._target_pending = False
-            number = self._journal.append(journal_line(section, address, record))
+            number = self._journal.append(journal_line(section, address, record, fields=fields))
             self._dirty = True
             self.save_if_due()
         if durable:
@@ -227,12 +248,16 @@ class Lockfile:
         """Write qrt.lock if steps are journaled and ``flush_interval`` has passed since the last
         write: readers of qrt.lock (CI, a watching user) see a long apply's progress."""
         with self._guard:
-            if self._dirty and self._clock() - self._saved_at >= self._flush_interval:
+            # A big lockfile takes a while to write: writes then come less often, so that they
+            # stay a small share of the apply (at most 1 in SAVE_SHARE of its time).
+            due = max(self._flush_interval, self._save_cost * SAVE_SHARE)
+            if self._dirty and self._clock() - self._saved_at >= due:
                 self.save()
 
     def save(self) -> None:
         """Write qrt.lock if its content changed; with a journal, empty the journal after."""
         with self._guard:
+            began = self._clock()
             text = self.render()
             if self._journal is not None:
                 # The journal complete on disk before qrt.lock is newer than it: a crash between
@@ -243,6 +268,7 @@ class Lockfile:
             if self._journal is not None:
                 self._journal.truncate()
             self._saved_at = self._clock()
+            self._save_cost = self._saved_at - began
             self._dirty = self._target_pending = False
 
     def close(self) -> None:
@@ -291,12 +317,19 @@ class Lockfile:
             raise LockfileError(f"result file {ref} cannot be read: {exc}") from None
 
 
-def _read(path: Path) -> dict[str, Any] | None:
+def read_lock_data(path: Path) -> dict[str, Any] | None:
+    """The data of the lockfile at ``path`` (None when there is none), checked to be one."""
     if not path.exists():
         return None
     try:
-        data = json.loads(path.read_text("utf-8"))
+        text = path.read_text("utf-8")
+        data = json.loads(text)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        if isinstance(exc, json.JSONDecodeError) and "\n<<<<<<< " in f"\n{exc.doc}":
+            raise LockfileError(
+                f"{path.name} holds unresolved merge conflicts (<<<<<<< markers): keep one side "
+                "of each, or take the file from one branch and re-apply"
+            ) from None
         raise LockfileError(f"{path.name} cannot be read: {exc}") from None
     if not isinstance(data, dict) or data.get("version") != VERSION:
         raise LockfileError(f"{path.name} is not a version-{VERSION} qrt lockfile")

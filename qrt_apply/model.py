@@ -138,7 +138,13 @@ class JobSpec:
     manifest: str
     line: int
     program_digest: str = ""  # content digest of a managed program; "" otherwise
+    session_mode: str = "dedicated"  # "dedicated" (session: true) or "batch" (session: batch)
     matrix: Mapping[str, Any] = field(default_factory=dict)  # this job's matrix values
+
+    @property
+    def session_key(self) -> bool | str:
+        """The session setting as the manifest gave it: False, True or "batch" (for digests)."""
+        return "batch" if self.session and self.session_mode == "batch" else self.session
 
     @property
     def address(self) -> str:
@@ -175,7 +181,7 @@ class JobSpec:
                     "inputs": self.inputs,
                     "files": dict(self.files),
                     "options": self.options,
-                    "session": self.session,
+                    "session": self.session_key,
                 }
             )
         )
@@ -191,6 +197,7 @@ class BatchSpec:
     jobs: tuple[JobSpec, ...]
     manifest: str
     line: int
+    session_mode: str = "dedicated"
     # Largest drift of a rerun's result from the previous run's ({"tvd": ..., "z": ...}); not part
     # of any digest: changing it reruns nothing.
     result_tolerance: Mapping[str, float] = field(default_factory=dict)

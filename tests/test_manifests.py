@@ -172,7 +172,9 @@ def test_inputs_checked_against_program_parameters(tmp_path: Path) -> None:
     )
 
 
-def test_matrix_variable_must_be_in_name(tmp_path: Path) -> None:
+def test_matrix_variable_must_be_in_a_name_template(tmp_path: Path) -> None:
+    # A name without variables derives job names from the values (tests/test_sweeps.py); a
+    # template must name every variable.
     small_project(tmp_path)
     _expect_error(
         tmp_path,
@@ -182,12 +184,12 @@ def test_matrix_variable_must_be_in_name(tmp_path: Path) -> None:
         name: sweep
         program: echo
         jobs:
-          - name: a
-            matrix: {n: [1, 2]}
+          - name: a-${n}
+            matrix: {n: [1, 2], m: [3]}
             inputs: {iterations: "${n}"}
         """,
         6,
-        "must appear in the name",
+        "matrix variable 'm' must appear in the name",
     )
 
 

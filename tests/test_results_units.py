@@ -262,7 +262,7 @@ def test_sweep_follows_the_matrix_variable() -> None:
     assert sweep.variable == "p" and sweep.numeric and sweep.left_out == ("plain",)
     (series,) = sweep.series.values()  # q does not vary: no extra series
     assert [(p.x, p.value) for p in series] == [(0.1, 0.2), (0.2, 0.4), (0.3, 0.6)]
-    lines = render_sweep(sweep, {j.name: dict(j.matrix) for j in jobs})
+    lines = render_sweep(sweep)
     assert [line.split()[0] for line in lines[1:4]] == ["p-0p1", "p-0p2", "p-0p3"]
     assert "left out" in lines[-1]
 

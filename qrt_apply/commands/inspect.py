@@ -11,7 +11,7 @@ import click
 from qrt_apply.errors import ConfigError
 from qrt_apply.lockfile import JOURNAL_NAME, Lockfile
 
-__all__ = ["COMMANDS"]
+__all__ = ["COMMANDS", "batch_jobs"]
 
 
 def _lock(app: Any) -> Lockfile:
@@ -20,14 +20,37 @@ def _lock(app: Any) -> Lockfile:
     return Lockfile.load(project.lockfile, journal=project.state_dir / JOURNAL_NAME)
 
 
+def batch_jobs(jobs: dict[str, dict[str, Any]], address: str) -> dict[str, dict[str, Any]]:
+    """The job records of ``batch.NAME`` (address -> record), in address order."""
+    name = address[len("batch.") :]
+    prefix = f"job.{name}/"
+    return {a: rec for a, rec in sorted(jobs.items()) if a.startswith(prefix)}
+
+
+def _job_line(address: str, record: dict[str, Any]) -> str:
+    line = f"{address:<40} {record.get('id') or '-':<28} {record.get('status', '')}"
+    reason = record.get("reason")
+    return f"{line} ({reason})" if reason else line
+
+
 @click.command()
 @click.argument("address", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the record(s) as JSON.")
 @click.pass_obj
 def show(app: Any, address: str | None, as_json: bool) -> int:
-    """What qrt.lock records: every address, or one in full."""
+    """What qrt.lock records: every address, one in full, or the jobs of batch.NAME."""
     lock = _lock(app)
     programs, jobs = lock.programs(), lock.jobs()
+    if address is not None and address.startswith("batch."):
+        found = batch_jobs(jobs, address)
+        if not found:
+            raise ConfigError(f"{address} has no jobs in {lock.path.name}")
+        if as_json:
+            click.echo(json.dumps(found, sort_keys=True, indent=2))
+            return 0
+        for addr, rec in found.items():
+            click.echo(_job_line(addr, rec))
+        return 0
     if address is not None:
         record = programs.get(address) or jobs.get(address)
         if record is None:
@@ -58,7 +81,7 @@ def show(app: Any, address: str | None, as_json: bool) -> int:
     for addr, rec in sorted(programs.items()):
         click.echo(f"{addr:<40} {rec.get('id', '-'):<28} {rec.get('visibility', '')}")
     for addr, rec in sorted(jobs.items()):
-        click.echo(f"{addr:<40} {rec.get('id') or '-':<28} {rec.get('status', '')}")
+        click.echo(_job_line(addr, rec))
     return 0
 
 
@@ -80,93 +103,63 @@ def show(app: Any, address: str | None, as_json: bool) -> int:
 def results(app: Any, address: str, as_json: bool, plot: Path | None, compare: bool) -> int:
     """A job's recorded result as a table (or a batch's sweep), its plot, its drift."""
     from qrt_apply.render import results_view as view
-    from qrt_apply.results import report
     from qrt_apply.results.summary import summarize
 
-    if not (address.startswith("job.") or address.startswith("batch.")):
+    if not address.startswith(("job.", "batch.")):
         raise ConfigError(f"{address}: qrt results takes job.BATCH/JOB or batch.NAME")
-    lock = _lock(app)
+    api = app.api()
     if compare:
-        return _compare(app, lock, address)
+        comparisons = api.compare(address)
+        for item in comparisons.jobs:
+            if item.drift is None:
+                click.echo(f"{item.address}: no earlier completed run to compare with")
+                continue
+            click.echo(f"{item.address}: against {item.previous_id}")
+            for line in view.render_drift(item.address, item.drift, comparisons.tolerance):
+                click.echo(line)
+        if comparisons.past:
+            click.echo(f"{len(comparisons.past)} job(s) drifted past the tolerance.", err=True)
+            return 1
+        return 0
     if address.startswith("batch."):
-        sweep, matrices = report.batch_sweep(lock, address)
+        sweep = api.sweep(address)
         if plot is not None:
             from qrt_apply.results.plot import plot_sweep
 
             plot_sweep(sweep, plot, address)
         if as_json:
-            records = report.batch_jobs(lock, address)
-            data = {
-                a: report.completed_result(lock, a)[1]
-                for a, r in records.items()
-                if r.get("status") == "COMPLETED"
-            }
+            prefix = "job." + address[len("batch.") :]
+            data = {f"{prefix}/{n}": api.results(f"{prefix}/{n}").result for n in sweep.matrices}
             click.echo(json.dumps(data, sort_keys=True, indent=2))
-        else:
-            variable = f" against {sweep.variable}" if sweep.variable else ""
-            click.echo(f"{address}: {len(matrices)} completed job(s){variable}")
-            for line in view.render_sweep(sweep, matrices):
-                click.echo(line)
-        if plot is not None and not as_json:
-            click.echo(f"Wrote {plot}.")
-        return 0
-    record, result = report.completed_result(lock, address)
-    summary = summarize(result)
-    if plot is not None:
-        from qrt_apply.results.plot import plot_summary
+            return 0
+        against = f" against {sweep.variable}" if sweep.variable else ""
+        click.echo(f"{address}: {len(sweep.matrices)} completed job(s){against}")
+        for line in view.render_sweep(sweep):
+            click.echo(line)
+    else:
+        found = api.results(address)
+        summary = summarize(found.result)
+        if plot is not None:
+            from qrt_apply.results.plot import plot_summary
 
-        plot_summary(summary, plot, address)
-    if as_json:
+            plot_summary(summary, plot, address)
+        if as_json:
+            interim = found.record.get("interim_results")
+            payload = {"result": found.result, "interim_results": interim}
+            click.echo(json.dumps(payload, sort_keys=True, indent=2))
+            return 0
+        record = found.record
         click.echo(
-            json.dumps(
-                {"result": result, "interim_results": record.get("interim_results")},
-                sort_keys=True,
-                indent=2,
-            )
+            f"{address}  {record.get('id')}  {record.get('status')}  on {record.get('backend')}"
         )
-        return 0
-    click.echo(f"{address}  {record.get('id')}  {record.get('status')}  on {record.get('backend')}")
-    for line in view.render_summary(summary, result):
-        click.echo(line)
-    if record.get("interim_results"):
-        click.echo(f"interim results ({len(record['interim_results'])}):")
-        for item in record["interim_results"]:
-            click.echo("  " + json.dumps(item, sort_keys=True))
+        for line in view.render_summary(summary, found.result):
+            click.echo(line)
+        if found.interim_results:
+            click.echo(f"interim results ({len(found.interim_results)}):")
+            for item in found.interim_results:
+                click.echo("  " + json.dumps(item, sort_keys=True))
     if plot is not None:
         click.echo(f"Wrote {plot}.")
-    return 0
-
-
-def _compare(app: Any, lock: Lockfile, address: str) -> int:
-    """``results --compare``: each job's drift from its previous completed run, against the
-    tolerance its batch sets in the manifests; 1 when any job is past it."""
-    from qrt_apply.manifests import load_desired_state
-    from qrt_apply.render import results_view as view
-    from qrt_apply.results import report
-
-    project = app.project()
-    desired = load_desired_state(project.root, project.manifests_dir)
-    tolerance = report.tolerance_for(desired, address)
-    if address.startswith("batch."):
-        addresses = [
-            a for a, r in report.batch_jobs(lock, address).items() if r.get("status") == "COMPLETED"
-        ]
-    else:
-        addresses = [address]
-    past = 0
-    for job in addresses:
-        comparison = report.compare_job(lock, job)
-        if comparison.drift is None:
-            click.echo(f"{job}: no earlier completed run to compare with")
-            continue
-        click.echo(f"{job}: against {comparison.previous_id}")
-        for line in view.render_drift(job, comparison.drift, tolerance):
-            click.echo(line)
-        if comparison.drift.exceeds(tolerance):
-            past += 1
-    if past:
-        click.echo(f"{past} job(s) drifted past the tolerance.", err=True)
-        return 1
     return 0
 
 

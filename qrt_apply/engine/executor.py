@@ -35,7 +35,6 @@ import select
 import sys
 import threading
 import time
-import traceback
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,6 +46,7 @@ from qrt_apply.engine.runners import register, runner_alive, this_runner
 from qrt_apply.engine.sandbox import Limits, Sandbox, SandboxPool, probe
 from qrt_apply.engine.store import Store
 from qrt_apply.engine.worker import WarmWorker
+from qrt_apply.failures import format_failure
 
 __all__ = [
     "LOG_LIMIT",
@@ -283,14 +283,14 @@ class LocalExecutor:
                     self.store.requeue_job(job_id, self.runner, None, None)
                 else:
                     self._execute(job_id, slot)
-            except Exception:
+            except Exception as exc:
                 _log.exception("executor failure on job %s", job_id)
+                # The traceback is qrt's, for the operator's log; the job records what failed.
                 # If even this fails the job keeps this (live) runner but is no longer held,
                 # which makes it recoverable by the next job() that looks at it.
+                text = "the runtime failed to run the job: " + format_failure(exc)
                 with contextlib.suppress(Exception):
-                    self.store.finish_job(
-                        job_id, self.runner, "FAILED", result=traceback.format_exc()
-                    )
+                    self.store.finish_job(job_id, self.runner, "FAILED", result=text)
             finally:
                 with self._lock:
                     self._held.discard(job_id)

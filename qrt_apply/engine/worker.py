@@ -25,13 +25,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from qrt_apply.engine.channel import read_frame, write_frame
 from qrt_apply.engine.runners import kill_group
+from qrt_apply.failures import format_failure
 
 __all__ = ["WarmWorker", "main"]
 
@@ -154,8 +154,9 @@ def _execute(request: dict[str, Any]) -> dict[str, Any]:
             value = execute_builtin(request["program_id"], params, backend)
             metrics["num_circuits"] = metrics["executions"] = _count_circuits(params)
             status, text = "COMPLETED", encoding.dumps(value)
-    except Exception:
-        status, text = "FAILED", traceback.format_exc()
+    except Exception as exc:
+        # The built-ins are qrt's code: the user sees what failed, not qrt's frames or paths.
+        status, text = "FAILED", format_failure(exc)
         logs.write(text)
     finally:
         root.removeHandler(handler)

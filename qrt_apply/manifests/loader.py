@@ -24,14 +24,8 @@ from qrt_apply.manifests.inputs import (
     check_program_inputs,
     program_validator,
 )
-from qrt_apply.manifests.resolve import (
-    expand_matrix,
-    read_bounded,
-    read_repository_file,
-    resolve_files,
-    substitute,
-    unresolved_variables,
-)
+from qrt_apply.manifests.matrix import expand_matrix, substitute, unresolved_variables
+from qrt_apply.manifests.resolve import read_bounded, read_repository_file, resolve_files
 from qrt_apply.manifests.yamldocs import Document, YamlLimits, load_documents
 from qrt_apply.model import (
     BUILTIN_PROGRAMS,
@@ -195,7 +189,10 @@ def _batch(
     validator = budget.validator(program) if program is not None else None
     batch_options = data.get("options", {})
     batch_tags = tuple(data.get("tags", ()))
+    # session: true is a dedicated session, session: batch a batch one (IBM Quantum Platform's two
+    # modes; runtimes with one kind of session treat both alike).
     session = bool(data.get("session", False))
+    session_mode = "batch" if data.get("session") == "batch" else "dedicated"
     backend = data.get("backend")
     jobs: list[JobSpec] = []
     seen: dict[str, int] = {}
@@ -240,7 +237,10 @@ def _batch(
                 )
             if not _NAME.fullmatch(name):
                 raise ManifestError(
-                    f"job name {name!r} is not a valid name ([a-z0-9][a-z0-9-]*)", doc.path, line
+                    f"job name {name!r} is not a valid name ([a-z0-9][a-z0-9-]*, at most 63 "
+                    "characters)",
+                    doc.path,
+                    line,
                 )
             if name in seen:
                 raise ManifestError(
@@ -279,6 +279,7 @@ def _batch(
                     inputs=job_inputs,
                     options=job_options,
                     session=session,
+                    session_mode=session_mode,
                     tags=tuple(dict.fromkeys(batch_tags + tuple(job.get("tags", ())))),
                     files=dict(files),
                     manifest=doc.path,
@@ -292,6 +293,7 @@ def _batch(
         program=ref,
         backend=backend,
         session=session,
+        session_mode=session_mode,
         tags=batch_tags,
         jobs=tuple(jobs),
         manifest=doc.path,

@@ -1,14 +1,11 @@
-"""Resolve ``{$file: PATH}`` references and expand ``matrix`` sweeps in job definitions.
+"""Resolve ``{$file: PATH}`` references in job definitions (matrices: ``matrix.py``).
 
 Files are read bounded (size checked with stat first, then at most limit+1 bytes read) and once per
-load; a matrix is sized before it is expanded.
+load.
 """
 
 from __future__ import annotations
 
-import itertools
-import math
-import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -18,17 +15,11 @@ from qrt_apply.manifests.yamldocs import JsonPath
 from qrt_apply.model import sha256_hex
 
 __all__ = [
-    "expand_matrix",
     "inside_repository",
-    "matrix_size",
     "read_bounded",
     "read_repository_file",
     "resolve_files",
-    "substitute",
-    "unresolved_variables",
 ]
-
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 Locate = Callable[[JsonPath], int]
 
@@ -157,120 +148,3 @@ def resolve_files(
             for index, item in enumerate(value)
         ]
     return value
-
-
-def substitute(value: Any, variables: Mapping[str, Any], *, used: set[str]) -> Any:
-    """Replace ``${var}``; a string that is exactly one variable takes the variable's value and type."""
-    if isinstance(value, str):
-        whole = _VAR.fullmatch(value)
-        if whole and whole.group(1) in variables:
-            used.add(whole.group(1))
-            return variables[whole.group(1)]
-
-        def repl(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name not in variables:
-                return match.group(0)
-            used.add(name)
-            return str(variables[name])
-
-        return _VAR.sub(repl, value)
-    if isinstance(value, Mapping):
-        return {key: substitute(item, variables, used=used) for key, item in value.items()}
-    if isinstance(value, list):
-        return [substitute(item, variables, used=used) for item in value]
-    return value
-
-
-def unresolved_variables(value: Any) -> set[str]:
-    if isinstance(value, str):
-        return set(_VAR.findall(value))
-    if isinstance(value, Mapping):
-        return set().union(*(unresolved_variables(item) for item in value.values()))
-    if isinstance(value, list):
-        return set().union(*(unresolved_variables(item) for item in value))
-    return set()
-
-
-def _text_size(value: Any) -> int:
-    """Roughly the characters ``value`` holds: what substituting variables has to scan."""
-    if isinstance(value, str):
-        return len(value)
-    if isinstance(value, Mapping):
-        return sum(len(str(key)) + _text_size(item) for key, item in value.items())
-    if isinstance(value, list):
-        return sum(_text_size(item) for item in value) + 1
-    return 8
-
-
-def matrix_size(job: Mapping[str, Any]) -> int:
-    """How many jobs the job entry's matrix makes, computed without making them."""
-    matrix = job.get("matrix") or {}
-    return math.prod(len(values) if isinstance(values, list) else 1 for values in matrix.values())
-
-
-def expand_matrix(
-    job: Mapping[str, Any],
-    *,
-    manifest: str,
-    line: int,
-    max_jobs: int = 10_000,
-    max_bytes: int = 64 * 1024 * 1024,
-) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
-    """One (name, inputs, variables) per combination of the job's matrix (one when there is none).
-
-    Refused before anything is made: more than ``max_jobs`` combinations, or inputs that would
-    be scanned (and perhaps copied) for more than ``max_bytes`` characters in all."""
-    name = str(job["name"])
-    inputs = dict(job.get("inputs") or {})
-    matrix: Mapping[str, list[Any]] = job.get("matrix") or {}
-    size = matrix_size(job)
-    if size > max_jobs:
-        raise ManifestError(
-            f"job {name!r}: its matrix makes {size:,} jobs, more than the limit of {max_jobs:,} "
-            "(qrt.yaml limits.max_matrix_jobs)",
-            manifest,
-            line,
-        )
-    if size > 1 and size * _text_size(inputs) > max_bytes:
-        raise ManifestError(
-            f"job {name!r}: its {size:,} matrix jobs would expand to more than {max_bytes:,} "
-            "characters of inputs (qrt.yaml limits.max_expanded_bytes)",
-            manifest,
-            line,
-        )
-    if not matrix:
-        leftover = unresolved_variables(name) | unresolved_variables(inputs)
-        if leftover:
-            raise ManifestError(
-                f"job {name!r} uses ${{{sorted(leftover)[0]}}} but has no matrix", manifest, line
-            )
-        return [(name, inputs, {})]
-    missing = [var for var in matrix if "${" + var + "}" not in name]
-    if missing:
-        raise ManifestError(
-            f"job {name!r}: matrix variable {missing[0]!r} must appear in the name as ${{{missing[0]}}}",
-            manifest,
-            line,
-        )
-    expanded = []
-    keys = list(matrix)
-    for combination in itertools.product(*(matrix[key] for key in keys)):
-        variables = dict(zip(keys, combination, strict=True))
-        for key, val in variables.items():
-            if not isinstance(val, str | int | float | bool):
-                raise ManifestError(
-                    f"job {name!r}: matrix values of {key!r} must be scalars", manifest, line
-                )
-        used: set[str] = set()
-        job_name = substitute(name, variables, used=used)
-        job_inputs = substitute(inputs, variables, used=used)
-        leftover = unresolved_variables(job_name) | unresolved_variables(job_inputs)
-        if leftover:
-            raise ManifestError(
-                f"job {name!r} uses ${{{sorted(leftover)[0]}}}, which is not in its matrix",
-                manifest,
-                line,
-            )
-        expanded.append((str(job_name), job_inputs, variables))
-    return expanded

@@ -227,7 +227,7 @@ def job_digest_parts(job: JobSpec) -> dict[str, str]:
         "inputs": sha256_hex(canonical_json(job.inputs)),
         "files": sha256_hex(canonical_json(dict(job.files))),
         "options": sha256_hex(canonical_json(job.options)),
-        "session": sha256_hex(str(job.session)),
+        "session": sha256_hex(str(job.session_key)),
     }
 
 

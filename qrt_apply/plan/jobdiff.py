@@ -3,7 +3,7 @@
 Each job record in qrt.lock keeps ``definition``: what the job was run with, in canonical form::
 
     {"program_digest": SHA256,              # managed programs: the source's content digest
-     "backend": NAME, "session": true,      # (the record's "program" names the program)
+     "backend": NAME, "session": true | "batch",   # (the record's "program" names the program)
      "inputs": {PATH: LEAF},                # resolved inputs flattened (``flatten``), each $file
                                             # as its path: {"pubs[0].circuit.$file": "c.qasm"}
      "inputs_ref": "qrt-results/SHA.json",  # instead of inputs when they exceed INLINE_INPUTS_LIMIT
@@ -84,7 +84,7 @@ def job_definition(job: JobSpec) -> dict[str, Any]:
     if job.backend is not None:
         definition["backend"] = job.backend
     if job.session:
-        definition["session"] = True
+        definition["session"] = job.session_key  # true, or "batch" for batch mode
     if job.program.kind == "managed":
         definition["program_digest"] = job.program_digest
     if job.files:
@@ -114,7 +114,7 @@ def definition_parts(definition: Mapping[str, Any]) -> dict[str, str]:
         "inputs": str(inputs_digest(definition)),
         "files": canonical_json(definition.get("files") or {}),
         "options": canonical_json(definition.get("options") or {}),
-        "session": canonical_json(bool(definition.get("session"))),
+        "session": canonical_json(definition.get("session") or False),
     }
 
 
@@ -142,7 +142,7 @@ def definition_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[C
     for key in ("program", "program_digest", "backend", "session"):
         a, b = old.get(key), new.get(key)
         if key == "session":
-            a, b = bool(a), bool(b)
+            a, b = a or False, b or False
         if canonical_json(a) != canonical_json(b):
             changes.append(Change("program content" if key == "program_digest" else key, a, b))
     if "inputs" in old and "inputs" in new:

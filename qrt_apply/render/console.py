@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Protocol
 
 import click
 
-__all__ = ["Console", "NullConsole", "TerminalConsole"]
+__all__ = ["Console", "LogConsole", "NullConsole", "TerminalConsole"]
 
 
 class Console(Protocol):
@@ -24,6 +25,20 @@ class NullConsole:
 
     def warn(self, message: str) -> None:
         self.lines.append(f"warning: {message}")
+
+
+class LogConsole:
+    """Steps as INFO and warnings as WARNING records of a logger (``qrt_apply`` by default): what
+    the Python API reports when the caller passes no console."""
+
+    def __init__(self, logger: logging.Logger | None = None) -> None:
+        self.logger = logger or logging.getLogger("qrt_apply")
+
+    def step(self, address: str, message: str) -> None:
+        self.logger.info("%s: %s", address, message)
+
+    def warn(self, message: str) -> None:
+        self.logger.warning("%s", message)
 
 
 class TerminalConsole:

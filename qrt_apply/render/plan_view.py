@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from qrt_apply.plan.model import Action, Plan
+from qrt_apply.render.plan_markdown import render_markdown
 
 __all__ = ["render_plan"]
 
@@ -80,45 +81,22 @@ def _text(plan: Plan) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _markdown(plan: Plan) -> str:
-    lines = ["### qrt plan", ""]
-    if not plan.has_changes:
-        lines.append("**No changes.** The runtime matches the manifests.")
-    else:
-        lines.append(f"**{summary_line(plan)}**")
-        lines.append("")
-        lines.append("| | address | action | why |")
-        lines.append("|---|---|---|---|")
-        for action in plan.actions:
-            why = action.reason + (" (drift)" if action.drift else "")
-            lines.append(
-                f"| `{_SYMBOL[action.kind]}` | `{action.address}` | {action.kind} | {why} |"
-            )
-        changed = [a for a in plan.actions if a.changes]
-        if changed:
-            lines.extend(["", "<details><summary>Field changes</summary>", "", "```diff"])
-            for action in changed:
-                lines.append(f"# {action.address}")
-                for change in action.changes:
-                    lines.append(f"- {change.field}: {_short(change.old)}")
-                    lines.append(f"+ {change.field}: {_short(change.new)}")
-            lines.extend(["```", "", "</details>"])
-    if plan.drift:
-        lines.extend(["", "Drift: " + ", ".join(f"`{a}`" for a in plan.drift)])
-    if plan.orphans:
-        lines.extend(
-            [
-                "",
-                "Orphaned (in qrt.lock, gone from the manifests): "
-                + ", ".join(f"`{a}`" for a in plan.orphans),
-            ]
-        )
-    return "\n".join(lines) + "\n"
-
-
-def render_plan(plan: Plan, fmt: str = "text") -> str:
+def render_plan(plan: Plan, fmt: str = "text", *, env: str | None = None) -> str:
+    """``plan`` as ``text``, ``json`` or ``markdown``; ``env`` names the environment planned for
+    (markdown: in the title and the hidden marker that lets a bot update its earlier comment)."""
     if fmt == "json":
-        return json.dumps(plan.to_json(), sort_keys=True, indent=2) + "\n"
+        body = plan.to_json()
+        if env:
+            body["environment"] = env
+        return json.dumps(body, sort_keys=True, indent=2) + "\n"
     if fmt == "markdown":
-        return _markdown(plan)
-    return _text(plan)
+        return render_markdown(
+            plan,
+            symbols=_SYMBOL,
+            words=_SUMMARY,
+            summary=summary_line(plan),
+            short=_short,
+            env=env,
+        )
+    text = _text(plan)
+    return f"Environment: {env}\n{text}" if env else text

@@ -78,8 +78,9 @@ def render_summary(summary: Summary, result: Any) -> list[str]:
     return lines[:-1] if lines and not lines[-1] else lines
 
 
-def render_sweep(sweep: Sweep, matrices: Mapping[str, Mapping[str, Any]]) -> list[str]:
+def render_sweep(sweep: Sweep) -> list[str]:
     """One row per job: its matrix values, then one column per series."""
+    matrices = sweep.matrices
     jobs: list[str] = []
     for points in sweep.series.values():
         for point in points:

@@ -16,8 +16,10 @@ from qrt_apply.results.sweep import Sweep, SweepJob, sweep_of
 
 __all__ = [
     "Comparison",
+    "Comparisons",
     "batch_jobs",
     "batch_sweep",
+    "compare_all",
     "compare_job",
     "completed_result",
     "previous_completed",
@@ -63,17 +65,15 @@ def _matrix(record: Mapping[str, Any]) -> dict[str, Any]:
     return dict(matrix) if isinstance(matrix, Mapping) else {}
 
 
-def batch_sweep(lock: Lockfile, batch: str) -> tuple[Sweep, dict[str, dict[str, Any]]]:
-    """The sweep of a batch's completed jobs, and each job's matrix values (by job name)."""
+def batch_sweep(lock: Lockfile, batch: str) -> Sweep:
+    """The sweep of a batch's completed jobs (``sweep.matrices``: each job's matrix values)."""
     jobs: list[SweepJob] = []
-    matrices: dict[str, dict[str, Any]] = {}
     for address, record in batch_jobs(lock, batch).items():
         if record.get("status") != "COMPLETED":
             continue
         name = address.split("/", 1)[1]
-        matrices[name] = _matrix(record)
-        jobs.append(SweepJob(name, matrices[name], readable(lock.load_result(record))))
-    return sweep_of(jobs), matrices
+        jobs.append(SweepJob(name, _matrix(record), readable(lock.load_result(record))))
+    return sweep_of(jobs)
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,20 @@ class Comparison:
     drift: Drift | None  # None: no earlier completed run
     previous_id: str | None
 
+    def past(self, tolerance: Mapping[str, float]) -> bool:
+        return self.drift is not None and bool(self.drift.exceeds(tolerance))
+
+
+@dataclass(frozen=True)
+class Comparisons:
+    tolerance: Mapping[str, float]
+    jobs: tuple[Comparison, ...]
+
+    @property
+    def past(self) -> tuple[str, ...]:
+        """The jobs whose drift exceeds the tolerance."""
+        return tuple(c.address for c in self.jobs if c.past(self.tolerance))
+
 
 def compare_job(lock: Lockfile, address: str) -> Comparison:
     record, result = completed_result(lock, address)
@@ -89,6 +103,18 @@ def compare_job(lock: Lockfile, address: str) -> Comparison:
     if not old:
         return Comparison(address, None, None)
     return Comparison(address, compare_results(old_result, result), old.get("id"))
+
+
+def compare_all(lock: Lockfile, desired: DesiredState | None, address: str) -> Comparisons:
+    """``compare_job`` for a job, or for each completed job of ``batch.NAME``."""
+    if address.startswith("batch."):
+        records = batch_jobs(lock, address)
+        addresses = [a for a, r in records.items() if r.get("status") == "COMPLETED"]
+    else:
+        addresses = [address]
+    return Comparisons(
+        tolerance_for(desired, address), tuple(compare_job(lock, a) for a in addresses)
+    )
 
 
 def tolerance_for(desired: DesiredState | None, address: str) -> dict[str, float]:

@@ -11,7 +11,7 @@ go into the series label, one line per value. Jobs without a value of the x vari
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from qrt_apply.results.summary import summarize
@@ -42,6 +42,7 @@ class Sweep:
     series: Mapping[str, tuple[SweepPoint, ...]]
     numeric: bool  # x values are all numbers (else categories, in job order)
     left_out: tuple[str, ...] = ()  # jobs without a value of the variable
+    matrices: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # job -> its values
 
 
 def _is_number(value: Any) -> bool:
@@ -103,4 +104,5 @@ def sweep_of(jobs: Sequence[SweepJob]) -> Sweep:
         ordered = {k: tuple(sorted(v, key=lambda p: p.x)) for k, v in points.items()}
     else:
         ordered = {k: tuple(v) for k, v in points.items()}
-    return Sweep(variable, ordered, numeric, left_out)
+    matrices = {job.name: dict(job.matrix) for job in jobs}
+    return Sweep(variable, ordered, numeric, left_out, matrices)

@@ -3,7 +3,8 @@
 **File.** ``~/.qiskit/qiskit-ibm.json`` (``filename=`` overrides it; ``~`` is resolved at call
 time, so a test that sets ``HOME`` gets its own file). A JSON object mapping an account name to::
 
-    {"channel": "ibm_quantum" | "ibm_cloud", "token": ..., "url": ..., "instance": ...,
+    {"channel": "ibm_quantum" | "ibm_cloud" | "ibm_quantum_platform", "token": ..., "url": ...,
+     "instance": ...,
      "proxies": {...}, "verify": true, "is_default_account": true}
 
 Keys whose value is None are omitted; ``is_default_account`` is written only for the one default
@@ -12,8 +13,13 @@ atomically and readable by its owner only (mode 0600, because it holds tokens). 
 client a mere read never creates the file. Keys qrt does not know (``channel_strategy``, ...) are
 kept on rewrite.
 
-**Default names.** ``default-ibm-quantum`` / ``default-ibm-cloud`` by channel; the channel of a
-save comes from the argument, else ``QISKIT_IBM_CHANNEL``, else ``ibm_cloud``.
+**Channels.** ``ibm_quantum`` is the retired IBM Quantum service (program upload, login flow);
+``ibm_quantum_platform`` and ``ibm_cloud`` are today's IBM Quantum Platform, as qiskit-ibm-runtime
+0.45+ names it: an IBM Cloud API key as token and an instance CRN (see ``runtime/iqp_auth.py``).
+
+**Default names.** ``default-ibm-quantum`` / ``default-ibm-cloud`` /
+``default-ibm-quantum-platform`` by channel; the channel of a save comes from the argument, else
+``QISKIT_IBM_CHANNEL``, else ``ibm_cloud``.
 
 **Environment.** ``QISKIT_IBM_TOKEN`` and ``QISKIT_IBM_URL`` (both required),
 ``QISKIT_IBM_INSTANCE`` (optional), ``QISKIT_IBM_CHANNEL`` (the env account's channel; default
@@ -27,7 +33,7 @@ save comes from the argument, else ``QISKIT_IBM_CHANNEL``, else ``ibm_cloud``.
 4. for ``channel`` (when given): the account saved under the channel's default name, else any saved
    account of that channel;
 5. steps 3 and 4 for ``QISKIT_IBM_CHANNEL``, else ``ibm_cloud``;
-6. ``default-ibm-cloud``, then ``default-ibm-quantum``;
+6. ``default-ibm-cloud``, then ``default-ibm-quantum-platform``, then ``default-ibm-quantum``;
 7. a legacy ``~/.qiskit/qiskitrc`` (read only; the real client copies it into the JSON file, qrt
    does not write on read);
 
@@ -52,6 +58,7 @@ from qrt_apply.runtime.base import Target
 __all__ = [
     "CHANNELS",
     "DEFAULT_URLS",
+    "PLATFORM_CHANNELS",
     "Account",
     "Selection",
     "default_account_file",
@@ -66,12 +73,19 @@ __all__ = [
     "select_account",
 ]
 
-CHANNELS = ("ibm_quantum", "ibm_cloud")
+CHANNELS = ("ibm_quantum", "ibm_cloud", "ibm_quantum_platform")
+#: The channels of IBM Quantum Platform (the v1 API: job batches of built-ins, no program upload).
+PLATFORM_CHANNELS = frozenset({"ibm_cloud", "ibm_quantum_platform"})
 DEFAULT_URLS = {
     "ibm_quantum": "https://auth.quantum-computing.ibm.com/api",
     "ibm_cloud": "https://cloud.ibm.com",
+    "ibm_quantum_platform": "https://cloud.ibm.com",
 }
-_DEFAULT_NAMES = {"ibm_quantum": "default-ibm-quantum", "ibm_cloud": "default-ibm-cloud"}
+_DEFAULT_NAMES = {
+    "ibm_quantum": "default-ibm-quantum",
+    "ibm_cloud": "default-ibm-cloud",
+    "ibm_quantum_platform": "default-ibm-quantum-platform",
+}
 _FALLBACK_CHANNEL = "ibm_cloud"
 
 
@@ -82,7 +96,7 @@ class Account:
     channel: str
     token: str = field(repr=False)
     url: str | None = None  # None: the channel's default URL (see ``resolved_url``)
-    instance: str | None = None  # hub/group/project (ibm_quantum) or a CRN (ibm_cloud)
+    instance: str | None = None  # hub/group/project (ibm_quantum) or a CRN (the platform)
     verify: bool = True
     proxies: Mapping[str, Any] | None = None
 
@@ -112,10 +126,11 @@ class Account:
                 raise ConfigError(
                     f"invalid instance {self.instance!r}; ibm_quantum expects hub/group/project"
                 )
-        if self.channel == "ibm_cloud" and not self.instance:
+        if self.channel in PLATFORM_CHANNELS and not (self.instance or "").startswith("crn:"):
             raise ConfigError(
-                "an ibm_cloud account needs an instance (a CRN); "
-                "for `qrt serve` use --channel ibm_quantum"
+                f"an {self.channel} account needs an instance (its CRN, crn:v1:...); qrt does not "
+                "look instances up by name (for the program API of `qrt serve` use "
+                "--channel ibm_quantum)"
             )
         if self.proxies is not None and not isinstance(self.proxies, Mapping):
             raise ConfigError("account proxies must be a mapping like {'urls': {...}}")
@@ -337,7 +352,7 @@ def select_account(
     found = _saved_default(raw, env.get("QISKIT_IBM_CHANNEL") or _FALLBACK_CHANNEL)
     if found is not None:
         return found
-    for channel_name in ("ibm_cloud", "ibm_quantum"):
+    for channel_name in ("ibm_cloud", "ibm_quantum_platform", "ibm_quantum"):
         default_name = default_account_name(channel_name)
         if default_name in raw:
             return Selection(

@@ -75,7 +75,9 @@ def account() -> None:
     help="API token; '-' reads it from stdin; prompted for when absent.",
 )
 @click.option(
-    "--instance", default=None, help="hub/group/project (ibm_quantum) or CRN (ibm_cloud)."
+    "--instance",
+    default=None,
+    help="hub/group/project (ibm_quantum) or CRN (ibm_cloud, ibm_quantum_platform).",
 )
 @click.option("--set-default", is_flag=True, help="Mark it as the default account.")
 @click.option("--overwrite", is_flag=True, help="Replace an account of the same name.")

@@ -45,7 +45,7 @@ FINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
 class Target:
     """Which runtime a lockfile belongs to. Never holds a token."""
 
-    channel: str  # "embedded" | "ibm_quantum" | "ibm_cloud"
+    channel: str  # "embedded" | "ibm_quantum" | "ibm_cloud" | "ibm_quantum_platform"
     url: str  # the embedded runtime's data directory (as given), or the account URL
     instance: str | None = None
 

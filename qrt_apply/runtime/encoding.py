@@ -46,6 +46,7 @@ __all__ = [
     "SETTINGS_ALLOW_LIST",
     "RuntimeDecoder",
     "RuntimeEncoder",
+    "circuit_value",
     "dumps",
     "loads",
 ]
@@ -110,12 +111,26 @@ def _cast_int_keys(obj: Any) -> Any:
     return obj
 
 
-def _qpy_dump(circuit: Any) -> bytes:
+def _qpy_dump(circuit: Any, version: int | None = None) -> bytes:
     from qiskit import qpy
 
     buf = io.BytesIO()
-    qpy.dump(circuit, buf, metadata_serializer=RuntimeEncoder)
+    if version is None:
+        qpy.dump(circuit, buf, metadata_serializer=RuntimeEncoder)
+    else:
+        qpy.dump(circuit, buf, metadata_serializer=RuntimeEncoder, version=version)
     return buf.getvalue()
+
+
+def circuit_value(circuit: Any, *, max_qpy_version: int | None = None) -> dict[str, Any]:
+    """The ``QuantumCircuit`` object for ``circuit``, in QPY no newer than ``max_qpy_version``
+    (a server may read only up to some version; None: the installed qiskit's own)."""
+    from qiskit import qpy
+
+    version = None
+    if max_qpy_version is not None:
+        version = max(qpy.QPY_COMPATIBILITY_VERSION, min(max_qpy_version, qpy.QPY_VERSION))
+    return {"__type__": "QuantumCircuit", "__value__": _b64(_qpy_dump(circuit, version), True)}
 
 
 def _qpy_load(data: bytes) -> Any:

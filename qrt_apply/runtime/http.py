@@ -112,6 +112,18 @@ class HttpRuntime:
                 self._conn = connect(self._wire, self.account)
             return self._conn
 
+    # Query parameters of every job listing (a subclass may leave the inputs out, say).
+    _job_list_params: Mapping[str, str] = {}
+
+    @staticmethod
+    def _parse_job(data: Any) -> JobInfo:
+        return parse_job(data)
+
+    @property
+    def _relogin_on_401(self) -> bool:
+        """Whether a 401 may mean a stale login, worth one new login and one retry."""
+        return self.account.channel == "ibm_quantum"
+
     def _url(self, path: str) -> str:
         return self._connection().base_url + path
 
@@ -122,15 +134,15 @@ class HttpRuntime:
         return headers
 
     def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """A runtime call; on ibm_quantum a 401 logs in again once (the access token may be
-        stale). A failing login itself is not repeated."""
+        """A runtime call; where a 401 may mean a stale login (``_relogin_on_401``) it logs in
+        again once. A failing login itself is not repeated."""
         extra = kwargs.pop("headers", None)
         conn = self._connection()
         url, headers = self._url(path), self._headers(extra)
         try:
             return self._wire.request(method, url, headers=headers, **kwargs)
         except AuthError as exc:
-            if exc.status != 401 or self.account.channel != "ibm_quantum":
+            if exc.status != 401 or not self._relogin_on_401:
                 raise
         self._connection(stale=conn)
         return self._wire.request(method, self._url(path), headers=self._headers(extra), **kwargs)
@@ -146,7 +158,7 @@ class HttpRuntime:
         try:
             return self._wire.request_once(method, url, recover, headers=headers, **kwargs)
         except AuthError as exc:
-            if exc.status != 401 or self.account.channel != "ibm_quantum":
+            if exc.status != 401 or not self._relogin_on_401:
                 raise
         self._connection(stale=conn)
         url, headers = self._url(path), self._headers(extra)
@@ -318,7 +330,7 @@ class HttpRuntime:
             return outcome
         answer = outcome.json()
         if isinstance(answer.get("state"), dict):  # qrt serve answers the whole job
-            return parse_job(answer)
+            return self._parse_job(answer)
         try:
             return self.job(str(answer["id"]))
         except RuntimeApiError:  # the job exists; report what the submission told us
@@ -332,8 +344,10 @@ class HttpRuntime:
     def job(self, job_id: str, *, include_params: bool = True) -> JobInfo:
         # With params by default, like the embedded runtime; they stay in their encoded JSON form.
         if include_params:
-            return parse_job(self._json("GET", f"/jobs/{job_id}"))
-        return parse_job(self._json("GET", f"/jobs/{job_id}", params={"exclude_params": "true"}))
+            return self._parse_job(self._json("GET", f"/jobs/{job_id}"))
+        return self._parse_job(
+            self._json("GET", f"/jobs/{job_id}", params={"exclude_params": "true"})
+        )
 
     def jobs(
         self,
@@ -347,7 +361,7 @@ class HttpRuntime:
         session_id: str | None = None,
         descending: bool = True,
     ) -> list[JobInfo]:
-        params: dict[str, Any] = {}
+        params: dict[str, Any] = dict(self._job_list_params)
         if backend:
             params["backend"] = backend
         if pending is not None:
@@ -360,7 +374,8 @@ class HttpRuntime:
             params["session_id"] = session_id
         if not descending:
             params["sort"] = "ASC"
-        return [parse_job(j) for j in self._pages("/jobs", "jobs", params, limit, skip, 50)]
+        pages = self._pages("/jobs", "jobs", params, limit, skip, 50)
+        return [self._parse_job(j) for j in pages]
 
     def job_result(self, job_id: str) -> str:
         return self._call("GET", f"/jobs/{job_id}/results").text

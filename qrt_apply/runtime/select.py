@@ -8,6 +8,7 @@ The first rule that applies wins:
        target: embedded                       # the in-process runtime in .qrt/
        target: {account: NAME}                # a saved account (optionally with instance: I)
        target: {channel: ibm_quantum, url: http://host:8000/api, instance: ibm-q/open/main}
+       target: {channel: ibm_quantum_platform, url: https://cloud.ibm.com, instance: CRN}
 
    The third form names the runtime but holds no secret; its token comes from ``QISKIT_IBM_TOKEN``
    when ``QISKIT_IBM_URL`` is unset or names the same url, else from a saved account of the same
@@ -17,6 +18,9 @@ The first rule that applies wins:
 3. the environment account (``QISKIT_IBM_TOKEN`` + ``QISKIT_IBM_URL``, see ``accounts.py``);
 4. a saved default account, in the qiskit-ibm-runtime 0.12.2 order (``accounts.select_account``);
 5. else the **embedded** runtime, ``EmbeddedRuntime(project_dir / ".qrt", display_url=".qrt")``.
+
+Accounts of the ``ibm_quantum_platform`` and ``ibm_cloud`` channels open an ``IqpRuntime`` (IBM
+Quantum Platform, ``runtime/iqp.py``), ``ibm_quantum`` ones an ``HttpRuntime``.
 
 The ``target`` of the runtime (channel, url, instance -- never a token) is what the lockfile records;
 :func:`describe_target` tells it without connecting or opening anything.
@@ -33,6 +37,7 @@ from typing import Any
 from qrt_apply.errors import ConfigError
 from qrt_apply.runtime.accounts import (
     CHANNELS,
+    PLATFORM_CHANNELS,
     Account,
     default_flag,
     load_account,
@@ -250,6 +255,10 @@ def open_runtime(
             project_dir / ".qrt", display_url=".qrt", read_only=read_only
         )
         return runtime
+    if choice.account.channel in PLATFORM_CHANNELS:
+        from qrt_apply.runtime.iqp import IqpRuntime
+
+        return IqpRuntime(choice.account)
     from qrt_apply.runtime.http import HttpRuntime
 
     return HttpRuntime(choice.account)

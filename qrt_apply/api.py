@@ -1,0 +1,542 @@
+"""The Python API: qrt's use cases as methods of a :class:`Project`.
+
+::
+
+    import qrt_apply
+
+    with qrt_apply.Project.load("path/to/repo") as project:
+        project.validate()                      # offline: schemas, references, $file paths
+        plan = project.plan()                   # what apply would change on the runtime
+        if plan.has_changes:
+            outcome = project.apply(plan)       # exactly that plan, refused once stale
+            print(outcome.done, outcome.failed)
+        project.refresh(wait=True)              # collect jobs still running
+        print(project.results("job.bell/bell").result)
+
+This is the layer the ``qrt`` commands are thin shells over: they parse options, call one method,
+render what comes back and turn errors into exit codes. Nothing here prints; progress goes to the
+:class:`~qrt_apply.render.console.Console` a caller passes (by default the ``qrt_apply`` logger).
+Every error a user can cause is a :class:`~qrt_apply.errors.QrtError`. An apply or refresh takes the
+project's apply lock (``.qrt/``) for its whole run and writes ``qrt.lock`` however it ends; Ctrl-C
+during one raises :class:`Interrupted` once the lockfile holds everything done so far.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from qrt_apply.errors import ConfigError, LockfileError, ManifestError, PlanError
+from qrt_apply.lockfile import JOURNAL_NAME, ApplyLock, Lockfile
+from qrt_apply.manifests import load_desired_state
+from qrt_apply.model import DesiredState
+from qrt_apply.plan import Plan, make_plan, observe
+from qrt_apply.plan.saved import desired_digest, load_plan_file, save_plan_file
+from qrt_apply.project import Project as Settings
+from qrt_apply.project import load_project
+from qrt_apply.render.console import Console, LogConsole
+from qrt_apply.runtime.base import Runtime
+
+if TYPE_CHECKING:
+    from qrt_apply.apply import ApplyReport
+    from qrt_apply.results.report import Comparisons
+    from qrt_apply.results.sweep import Sweep
+
+__all__ = [
+    "ApplyResult",
+    "Interrupted",
+    "JobResult",
+    "Project",
+    "RefreshResult",
+    "Validation",
+]
+
+PathLike = str | os.PathLike[str]
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during :meth:`Project.apply` or :meth:`Project.refresh`, raised once ``qrt.lock``
+    keeps everything done so far (no completed job is rerun, none submitted twice by the next apply).
+    ``jobs_stopped``: the embedded runtime was running jobs in this process; they were stopped and
+    queued again, and the next apply or refresh runs them."""
+
+    def __init__(self, *, jobs_stopped: bool) -> None:
+        super().__init__("interrupted")
+        self.jobs_stopped = jobs_stopped
+
+
+@dataclass(frozen=True)
+class Validation:
+    """What the manifests hold once they passed every offline check."""
+
+    programs: int
+    batches: int
+    jobs: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "valid": True,
+            "programs": self.programs,
+            "batches": self.batches,
+            "jobs": self.jobs,
+        }
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """How an apply ended. ``outcome``: ``applied``, ``no-changes`` (nothing to do) or ``cancelled``
+    (the approval callback said no; nothing was changed)."""
+
+    plan: Plan
+    outcome: str
+    done: Mapping[str, int] = field(
+        default_factory=dict
+    )  # action kind -> how many were carried out
+    finished: Mapping[str, str] = field(default_factory=dict)  # job address -> final status
+    pending: tuple[str, ...] = ()  # submitted and not waited for (``wait=False``)
+    elapsed: float = 0.0  # seconds from taking the apply lock to writing qrt.lock
+    # rerun job address -> its result's drift from the previous run (``results/drift.py``)
+    drift: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> tuple[str, ...]:
+        """Jobs that ended other than COMPLETED."""
+        return tuple(sorted(a for a, s in self.finished.items() if s != "COMPLETED"))
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome != "cancelled" and not self.failed
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    """What a refresh collected. ``in_flight``: the jobs qrt.lock had waiting when it began."""
+
+    in_flight: tuple[str, ...] = ()
+    finished: Mapping[str, str] = field(default_factory=dict)  # job address -> final status
+    running: tuple[str, ...] = ()  # still running when it returned (``wait=False``)
+    elapsed: float = 0.0
+    drift: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # as ApplyResult's
+
+    @property
+    def failed(self) -> tuple[str, ...]:
+        return tuple(sorted(a for a, s in self.finished.items() if s != "COMPLETED"))
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """A completed job's result as ``qrt.lock`` records it (a large one read from ``qrt-results/``)."""
+
+    address: str
+    record: Mapping[str, Any]
+    result: Any
+    interim_results: tuple[Any, ...] = ()
+
+
+def _check_addresses(desired: DesiredState, lock: Lockfile, addresses: Sequence[str]) -> None:
+    known = set(lock.programs()) | set(lock.jobs())
+    known |= {f"program.{name}" for name in desired.programs}
+    known |= {f"batch.{name}" for name in desired.batches}
+    known |= {job.address for job in desired.jobs()}
+    for address in addresses:
+        if address not in known:
+            raise ConfigError(f"unknown address {address!r} (see `qrt show` for what exists)")
+
+
+def _refuse_programs(desired: DesiredState, channel: str, targets: Sequence[str]) -> None:
+    """On IBM Quantum Platform, the Program documents (and batches running them) among the planned
+    addresses are an error naming the first one's file and line; nothing has been sent yet."""
+    from qrt_apply.plan.diff import select_addresses
+    from qrt_apply.runtime.accounts import PLATFORM_CHANNELS
+
+    if channel not in PLATFORM_CHANNELS:
+        return
+    selected = select_addresses(desired, targets) if targets else None
+    why = (
+        f"IBM Quantum Platform (channel {channel}) has no program upload; it runs job batches of "
+        "the built-in sampler and estimator only. Leave this document out (`qrt plan --target "
+        "batch.NAME` for the built-in batches) or apply it to the embedded runtime or `qrt serve`"
+    )
+    for program in desired.programs.values():
+        if selected is None or program.address in selected:
+            raise ManifestError(f"Program {program.name!r}: {why}", program.manifest, program.line)
+    for batch in desired.batches.values():
+        if batch.program.kind == "builtin":
+            continue
+        if selected is None or any(job.address in selected for job in batch.jobs):
+            raise ManifestError(
+                f"JobBatch {batch.name!r} runs {batch.program.describe()}: {why}",
+                batch.manifest,
+                batch.line,
+            )
+
+
+class Project:
+    """A qrt project (a directory with ``manifests/``, optionally ``qrt.yaml``, and ``qrt.lock``) and
+    the runtime it targets. The runtime is opened on first need and closed by :meth:`close` (or the
+    ``with`` block); a ``runtime`` passed in is used as it is and left open."""
+
+    def __init__(
+        self, settings: Settings, *, account: str | None = None, runtime: Runtime | None = None
+    ) -> None:
+        self.settings = settings
+        self.account = account
+        self._runtime = runtime
+        self._owns_runtime = False
+        self._interrupted = False
+        # Plans made here, by id, with the digest of the manifests they were made from and whether
+        # they are lock-only: apply carries out exactly such a plan, refused once the manifests
+        # changed (the entry holds the plan, so its id is not reused while it is here).
+        self._plans: dict[int, tuple[Plan, str, bool]] = {}
+
+    @classmethod
+    def load(
+        cls, path: PathLike = ".", *, account: str | None = None, runtime: Runtime | None = None
+    ) -> Project:
+        """Read ``qrt.yaml`` (if any) of the project at ``path``. ``account``: a saved account
+        (see ``qrt account list``) instead of the project's target; ``runtime``: one to use."""
+        return cls(load_project(Path(path)), account=account, runtime=runtime)
+
+    # --- the project and its runtime ----------------------------------------------------------
+    @property
+    def root(self) -> Path:
+        return self.settings.root
+
+    def desired(self) -> DesiredState:
+        """The manifests, read and checked now (every call reads them again)."""
+        return load_desired_state(self.root, self.settings.manifests_dir)
+
+    def lockfile(self) -> Lockfile:
+        """``qrt.lock`` as it stands (a journal left by an apply that died is replayed first)."""
+        return Lockfile.load(self.settings.lockfile, journal=self.settings.state_dir / JOURNAL_NAME)
+
+    def open_runtime(self, *, read_only: bool = False) -> Runtime:
+        """The project's runtime, opened once; ``read_only`` when only looking (it then starts no
+        job running)."""
+        if self._runtime is None:
+            from qrt_apply.runtime.select import open_runtime
+
+            self._runtime = open_runtime(
+                self.root, account=self.account, config=self.settings.config, read_only=read_only
+            )
+            self._owns_runtime = True
+        return self._runtime
+
+    def close(self, *, interrupted: bool = False) -> None:
+        """Close the runtime this project opened. After an interrupt the embedded runtime hands the
+        jobs it runs over at once and starts nothing in the background."""
+        runtime, self._runtime = self._runtime, None
+        if runtime is None or not self._owns_runtime:
+            return
+        self._owns_runtime = False
+        if interrupted or self._interrupted:
+            hand_over = getattr(runtime, "hand_over_on_close", None)
+            if hand_over is not None:
+                hand_over(detach=False)
+        runtime.close()
+
+    def __enter__(self) -> Project:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close(interrupted=isinstance(exc, KeyboardInterrupt))
+
+    # --- use cases ----------------------------------------------------------------------------
+    def validate(self) -> Validation:
+        """Check the manifests offline (schemas, references, ``$file`` paths, job inputs);
+        raises :class:`~qrt_apply.errors.ManifestError` naming file and line."""
+        desired = self.desired()
+        return Validation(len(desired.programs), len(desired.batches), len(desired.jobs()))
+
+    def plan(
+        self,
+        *,
+        refresh: bool = True,
+        prune: bool = False,
+        targets: Sequence[str] = (),
+        replace: Sequence[str] = (),
+        parallelism: int | None = None,
+        lock_only: bool = False,
+    ) -> Plan:
+        """What :meth:`apply` would change. ``refresh=False`` trusts qrt.lock for the runtime's
+        state; ``lock_only`` opens no runtime at all (such a plan cannot be applied)."""
+        desired = self.desired()
+        lock = self.lockfile()
+        if not lock_only:
+            self.open_runtime(read_only=True)  # a plan only looks: it never starts a job running
+        plan = self._make_plan(
+            desired,
+            lock,
+            refresh=refresh,
+            prune=prune,
+            targets=tuple(targets),
+            replace=tuple(replace),
+            parallelism=parallelism or self.settings.parallelism,
+            lock_only=lock_only,
+        )
+        self._plans[id(plan)] = (plan, desired_digest(desired), lock_only)
+        return plan
+
+    def save_plan(self, plan: Plan, path: PathLike) -> None:
+        """Write a plan made by :meth:`plan` for ``qrt apply FILE`` (or :meth:`apply` of the path)."""
+        save_plan_file(Path(path), plan, self._digest_of(plan))
+
+    def apply(
+        self,
+        plan: Plan | PathLike | None = None,
+        *,
+        approve: Callable[[Plan], bool] | None = None,
+        on_plan: Callable[[Plan], None] | None = None,
+        console: Console | None = None,
+        wait: bool = True,
+        targets: Sequence[str] = (),
+        replace: Sequence[str] = (),
+        prune: bool = False,
+        parallelism: int | None = None,
+    ) -> ApplyResult:
+        """Make the runtime match the manifests and record what happened in qrt.lock.
+
+        ``plan``: None plans afresh under the apply lock (``targets``, ``replace``, ``prune`` as
+        for :meth:`plan`); a Plan from :meth:`plan`, or the path of a saved one, is carried out
+        exactly and refused (:class:`~qrt_apply.errors.PlanError`) if qrt.lock, the manifests or
+        the target changed since. ``on_plan`` sees the plan about to be carried out; ``approve``
+        is asked when it has changes (False cancels; None approves). ``wait=False`` submits and
+        returns; ``refresh`` collects later."""
+        from qrt_apply.apply import Applier
+
+        if plan is not None and (targets or replace or prune):
+            raise ConfigError(
+                "a saved plan is applied as it is; --target/--replace/--prune belong to `qrt plan`"
+            )
+        desired = self.desired()
+        workers = parallelism or self.settings.parallelism
+        with self._locked() as lock:
+            started = time.monotonic()
+            chosen = self._plan_to_apply(plan, desired, lock, targets, replace, prune, workers)
+            if on_plan is not None:
+                on_plan(chosen)
+            if not chosen.has_changes:
+                return ApplyResult(plan=chosen, outcome="no-changes")
+            if approve is not None and not approve(chosen):
+                return ApplyResult(plan=chosen, outcome="cancelled")
+            runtime = self.open_runtime()
+            if not wait:
+                self._detach_at_exit(runtime)
+            applier = Applier(
+                runtime, lock, desired, console or LogConsole(), parallelism=workers, wait=wait
+            )
+            report = self._run(lambda: applier.apply(chosen))
+        return ApplyResult(
+            plan=chosen,
+            outcome="applied",
+            done=dict(report.done),
+            finished=dict(report.finished),
+            pending=tuple(report.pending),
+            elapsed=time.monotonic() - started,
+            drift=dict(report.drift),
+        )
+
+    def refresh(
+        self, *, wait: bool = False, console: Console | None = None, parallelism: int | None = None
+    ) -> RefreshResult:
+        """Poll the jobs qrt.lock has in flight once (``wait``: until each is final) and collect
+        the final ones into qrt.lock. Submits nothing."""
+        from qrt_apply.apply import Applier
+
+        desired = self.desired()
+        workers = parallelism or self.settings.parallelism
+        with self._locked() as lock:
+            started = time.monotonic()
+            runtime = self.open_runtime()
+            lock.check_target(runtime.target)
+            observed = observe(runtime, lock.snapshot(), parallelism=workers)
+            full = make_plan(desired, lock.snapshot(), observed)
+            waits = tuple(a for a in full.actions if a.kind == "wait")
+            if not waits:
+                return RefreshResult()
+            if not wait:
+                self._detach_at_exit(runtime)
+            applier = Applier(
+                runtime, lock, desired, console or LogConsole(), parallelism=workers, wait=wait
+            )
+
+            def collect() -> tuple[ApplyReport, list[str]]:
+                report = applier.apply(Plan(actions=waits, target=full.target))
+                if wait:
+                    return report, []
+                in_flight = {}
+                for address in report.pending:
+                    job_id = (lock.job(address) or {}).get("id")
+                    if job_id:
+                        in_flight[address] = str(job_id)
+                running = applier.poll_once(in_flight)
+                lock.save()
+                return report, running
+
+            report, running = self._run(collect)
+        return RefreshResult(
+            in_flight=tuple(a.address for a in waits),
+            finished=dict(report.finished),
+            running=tuple(running),
+            elapsed=time.monotonic() - started,
+            drift=dict(report.drift),
+        )
+
+    def results(self, address: str) -> JobResult:
+        """The recorded result of the completed job ``address`` (``job.BATCH/JOB``) as readable
+        JSON; a job that did not complete is a :class:`~qrt_apply.errors.ConfigError` carrying its
+        error text."""
+        from qrt_apply.results.report import completed_result
+
+        record, result = completed_result(self.lockfile(), address)
+        interim = tuple(record.get("interim_results") or ())
+        return JobResult(address, record, result, interim)
+
+    def sweep(self, batch: str) -> Sweep:
+        """The completed jobs of ``batch.NAME`` against its matrix variable (``results/sweep.py``)."""
+        from qrt_apply.results.report import batch_sweep
+
+        return batch_sweep(self.lockfile(), batch)
+
+    def compare(self, address: str) -> Comparisons:
+        """Each completed job of ``address`` (a job, or every job of ``batch.NAME``) against its
+        previous completed run, with the tolerance the batch sets in the manifests."""
+        from qrt_apply.results.report import compare_all
+
+        return compare_all(self.lockfile(), self.desired(), address)
+
+    def unlock(self, *, force: bool = False) -> dict[str, Any] | None:
+        """Release the apply lock left by an apply that is gone; returns who held it (None: no
+        lock). A lock held by a live process is released only with ``force``."""
+        apply_lock = ApplyLock(self.settings.state_dir)
+        holder = apply_lock.holder()
+        if apply_lock.held_by_live_process() and not force:
+            who = f" held by pid {holder.get('pid')} on {holder.get('host')}" if holder else ""
+            raise LockfileError(
+                f"the apply lock is{who} and that apply is still running; "
+                "wait for it (or `qrt unlock --force` if you are sure it is stuck)"
+            )
+        return holder if apply_lock.force_release() else None
+
+    # --- internals ----------------------------------------------------------------------------
+    @contextmanager
+    def _locked(self) -> Iterator[Lockfile]:
+        """Hold the apply lock; yield qrt.lock re-read under it; write it however the block ends."""
+        with ApplyLock(self.settings.state_dir).hold():
+            lock = self.lockfile()
+            try:
+                yield lock
+            finally:
+                lock.close()  # qrt.lock written, the journal removed, however the apply ended
+
+    def _run(self, work: Callable[[], Any]) -> Any:
+        try:
+            return work()
+        except KeyboardInterrupt as exc:
+            self._interrupted = True
+            stopped = hasattr(self._runtime, "hand_over_on_close")
+            raise Interrupted(jobs_stopped=stopped) from exc
+
+    def _detach_at_exit(self, runtime: Runtime) -> None:
+        # The embedded runtime lives in this process: at close it hands its jobs over to a
+        # detached runner, which runs them to completion; `refresh` collects them.
+        hand_over = getattr(runtime, "hand_over_on_close", None)
+        if hand_over is not None:
+            hand_over(detach=True)
+
+    def _digest_of(self, plan: Plan) -> str:
+        made = self._plans.get(id(plan))
+        if made is None or made[0] is not plan:
+            raise PlanError("only a plan made by this Project's plan() can be saved or applied")
+        if made[2]:
+            raise ConfigError(
+                "a lock-only plan cannot be saved or applied: plan against the runtime"
+            )
+        return made[1]
+
+    def _plan_to_apply(
+        self,
+        plan: Plan | PathLike | None,
+        desired: DesiredState,
+        lock: Lockfile,
+        targets: Sequence[str],
+        replace: Sequence[str],
+        prune: bool,
+        workers: int,
+    ) -> Plan:
+        if plan is None:
+            return self._make_plan(
+                desired,
+                lock,
+                refresh=True,
+                prune=prune,
+                targets=tuple(targets),
+                replace=tuple(replace),
+                parallelism=workers,
+            )
+        runtime = self.open_runtime()
+        lock.check_target(runtime.target)
+        target = runtime.target.to_json()
+        if not isinstance(plan, Plan):
+            return load_plan_file(
+                Path(plan),
+                lock_digest=lock.digest(),
+                desired=desired_digest(desired),
+                target=target,
+            )
+        if plan.target != target:
+            raise PlanError("the plan was made for another target")
+        if plan.lock_digest != lock.digest():
+            raise PlanError("stale plan — qrt.lock changed since it was made; plan again")
+        if self._digest_of(plan) != desired_digest(desired):
+            raise PlanError("stale plan — the manifests changed since it was made; plan again")
+        return plan
+
+    def _make_plan(
+        self,
+        desired: DesiredState,
+        lock: Lockfile,
+        *,
+        refresh: bool,
+        prune: bool,
+        targets: tuple[str, ...],
+        replace: tuple[str, ...],
+        parallelism: int,
+        lock_only: bool = False,
+    ) -> Plan:
+        """The plan against the project's runtime; with ``lock_only`` no runtime is opened at all
+        and the lockfile stands for the runtime."""
+        _check_addresses(desired, lock, targets + replace)
+        observed = None
+        if lock_only:
+            target = lock.target or {}
+        else:
+            runtime = self.open_runtime()
+            lock.check_target(runtime.target)
+            target = runtime.target.to_json()
+        _refuse_programs(desired, str(target.get("channel") or ""), targets)
+        if not lock_only and refresh:
+            observed = observe(
+                runtime, lock.snapshot(), names=desired.programs, parallelism=parallelism
+            )
+        return make_plan(
+            desired,
+            lock.snapshot(),
+            observed,
+            prune=prune,
+            targets=targets,
+            replace=replace,
+            lock_digest=lock.digest(),
+            target=target,
+        )
