@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -113,6 +113,19 @@ class ApplyResult:
     def ok(self) -> bool:
         return self.outcome != "cancelled" and not self.failed
 
+    def to_json(self) -> dict[str, Any]:
+        """``qrt apply --json``: these keys, always all of them."""
+        return {
+            "outcome": self.outcome,
+            "plan": self.plan.to_json(),
+            "done": dict(sorted(self.done.items())),
+            "finished": dict(sorted(self.finished.items())),
+            "failed": list(self.failed),
+            "pending": list(self.pending),
+            "elapsed_seconds": round(self.elapsed, 3),
+            "drift": {a: dict(d) for a, d in sorted(self.drift.items())},
+        }
+
 
 @dataclass(frozen=True)
 class RefreshResult:
@@ -128,6 +141,17 @@ class RefreshResult:
     def failed(self) -> tuple[str, ...]:
         return tuple(sorted(a for a, s in self.finished.items() if s != "COMPLETED"))
 
+    def to_json(self) -> dict[str, Any]:
+        """``qrt refresh --json``: these keys, always all of them."""
+        return {
+            "in_flight": list(self.in_flight),
+            "finished": dict(sorted(self.finished.items())),
+            "failed": list(self.failed),
+            "running": list(self.running),
+            "elapsed_seconds": round(self.elapsed, 3),
+            "drift": {a: dict(d) for a, d in sorted(self.drift.items())},
+        }
+
 
 @dataclass(frozen=True)
 class JobResult:
@@ -137,6 +161,18 @@ class JobResult:
     record: Mapping[str, Any]
     result: Any
     interim_results: tuple[Any, ...] = ()
+
+
+def _watching(
+    console: Console | None, verb: str, plan: Plan, report: ApplyReport, *, collect: bool
+) -> AbstractContextManager[Any]:
+    """A console that shows progress (``render.progress.ProgressConsole``) watches the report
+    while the work runs."""
+    watch = getattr(console, "watch", None)
+    if watch is None:
+        return nullcontext()
+    context: AbstractContextManager[Any] = watch(verb, plan, report, collect=collect)
+    return context
 
 
 def _check_addresses(desired: DesiredState, lock: Lockfile, addresses: Sequence[str]) -> None:
@@ -336,7 +372,8 @@ class Project:
             applier = Applier(
                 runtime, lock, desired, console or LogConsole(), parallelism=workers, wait=wait
             )
-            report = self._run(lambda: applier.apply(chosen))
+            with _watching(console, "apply", chosen, applier.report, collect=wait):
+                report = self._run(lambda: applier.apply(chosen))
         return ApplyResult(
             plan=chosen,
             outcome="applied",
@@ -372,7 +409,7 @@ class Project:
             )
 
             def collect() -> tuple[ApplyReport, list[str]]:
-                report = applier.apply(Plan(actions=waits, target=full.target))
+                report = applier.apply(waiting)
                 if wait:
                     return report, []
                 in_flight = {}
@@ -384,7 +421,9 @@ class Project:
                 lock.save()
                 return report, running
 
-            report, running = self._run(collect)
+            waiting = Plan(actions=waits, target=full.target)
+            with _watching(console, "refresh", waiting, applier.report, collect=True):
+                report, running = self._run(collect)
         return RefreshResult(
             in_flight=tuple(a.address for a in waits),
             finished=dict(report.finished),

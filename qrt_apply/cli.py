@@ -3,15 +3,19 @@
 Exit codes follow Terraform: 0 success (no changes), 1 any error (usage errors included),
 2 success with changes pending (``plan --detailed-exitcode``), 130 interrupted (Ctrl-C), however
 many times and wherever the interrupt lands.
+
+``--debug`` (or ``QRT_DEBUG=1``) and ``--no-color`` (or any non-empty ``NO_COLOR``) are global:
+accepted before the command and after it, at any depth (``qrt account list --debug``).
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import signal
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +37,7 @@ class AppContext:
     project_dir: Path
     account: str | None = None
     debug: bool = False
+    color: bool | None = None  # False: no escapes at all; None: styles on a terminal
     _runtime: Runtime | None = field(default=None, repr=False)  # given by a caller (tests)
     _api: Any = field(default=None, repr=False)
     _interrupted: bool = field(default=False, repr=False)
@@ -70,6 +75,62 @@ def _is_interrupt(exc: BaseException | None) -> bool:
     return isinstance(exc, KeyboardInterrupt)
 
 
+def debug_requested(argv: Sequence[str], environ: Mapping[str, str] = os.environ) -> bool:
+    """``--debug`` anywhere before a ``--``, or ``QRT_DEBUG`` set to anything but 0/false/no."""
+    options = list(argv)[: list(argv).index("--")] if "--" in argv else list(argv)
+    flag = environ.get("QRT_DEBUG", "").strip().lower()
+    return "--debug" in options or flag not in ("", "0", "false", "no")
+
+
+def color_disabled(no_color: bool, environ: Mapping[str, str] = os.environ) -> bool:
+    """``--no-color``, or ``NO_COLOR`` set to any non-empty value (https://no-color.org)."""
+    return no_color or bool(environ.get("NO_COLOR"))
+
+
+def _set_debug(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    app = ctx.find_object(AppContext)
+    if value and app is not None:
+        app.debug = True
+
+
+def _set_no_color(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.color = False  # what click.echo asks in this command's thread
+        app = ctx.find_object(AppContext)
+        if app is not None:
+            app.color = False  # what consoles on worker threads are told
+
+
+def _with_global_flags(command: click.Command) -> click.Command:
+    """Give ``command`` (and a group's subcommands) ``--debug`` and ``--no-color``, so both work
+    after the command name too; they set the shared AppContext and are not passed to callbacks."""
+    names = {opt for param in command.params for opt in param.opts}
+    if "--debug" not in names:
+        command.params.append(
+            click.Option(
+                ["--debug"],
+                is_flag=True,
+                expose_value=False,
+                callback=_set_debug,
+                help="Show tracebacks for errors (also QRT_DEBUG=1).",
+            )
+        )
+    if "--no-color" not in names:
+        command.params.append(
+            click.Option(
+                ["--no-color"],
+                is_flag=True,
+                expose_value=False,
+                callback=_set_no_color,
+                help="No colours or other escapes (also NO_COLOR=1).",
+            )
+        )
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _with_global_flags(sub)
+    return command
+
+
 class QrtGroup(click.Group):
     """Runs commands with Terraform's exit codes and one-line errors (``--debug`` for tracebacks)."""
 
@@ -80,8 +141,9 @@ class QrtGroup(click.Group):
         if cmd_name in LAZY_COMMANDS:
             module, attr = LAZY_COMMANDS[cmd_name]
             command: click.Command = getattr(importlib.import_module(module), attr)
-            return command
-        return super().get_command(ctx, cmd_name)
+            return _with_global_flags(command)
+        found = super().get_command(ctx, cmd_name)
+        return _with_global_flags(found) if found is not None else None
 
     def main(  # type: ignore[override]
         self,
@@ -92,7 +154,7 @@ class QrtGroup(click.Group):
         **extra: Any,
     ) -> Any:
         argv = list(args) if args is not None else sys.argv[1:]
-        debug = "--debug" in argv
+        debug = debug_requested(argv)
         try:
             rv = super().main(
                 argv, prog_name or "qrt", complete_var, standalone_mode=False, **extra
@@ -137,14 +199,26 @@ class QrtGroup(click.Group):
     help="Project directory (holding qrt.yaml, manifests/, qrt.lock).",
 )
 @click.option("--account", default=None, help="Saved account to use (see `qrt account list`).")
-@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.option(
+    "--debug", is_flag=True, help="Show tracebacks for errors (anywhere; also QRT_DEBUG=1)."
+)
+@click.option(
+    "--no-color", is_flag=True, help="No colours or other escapes (anywhere; also NO_COLOR=1)."
+)
 @click.pass_context
-def cli(ctx: click.Context, project_dir: Path, account: str | None, debug: bool) -> None:
+def cli(
+    ctx: click.Context, project_dir: Path, account: str | None, debug: bool, no_color: bool
+) -> None:
     """qrt: GitOps for Qiskit Runtime programs and job batches."""
+    debug = debug or debug_requested([])
+    color = False if color_disabled(no_color) else None
+    if color is False:
+        ctx.color = False  # subcommands' contexts inherit it
     if isinstance(ctx.obj, AppContext):  # given by a caller (tests inject a runtime this way)
         ctx.obj.project_dir, ctx.obj.account, ctx.obj.debug = project_dir, account, debug
+        ctx.obj.color = color
     else:
-        ctx.obj = AppContext(project_dir=project_dir, account=account, debug=debug)
+        ctx.obj = AppContext(project_dir=project_dir, account=account, debug=debug, color=color)
 
 
 # Commands are imported only when invoked, so `qrt plan` never pays for the server's imports.

@@ -38,6 +38,8 @@ from typing import Any
 from qrt_apply.errors import LockfileError
 from qrt_apply.fileio import atomic_write
 from qrt_apply.journal import Journal, journal_line, read_journal
+from qrt_apply.locktext import EntryTexts
+from qrt_apply.locktext import parse as parse_lock_text
 from qrt_apply.model import canonical_json, sha256_hex
 from qrt_apply.runtime.base import Target
 
@@ -73,8 +75,10 @@ class Lockfile:
         journal: Path | None = None,
         flush_interval: float = FLUSH_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
+        texts: EntryTexts | None = None,
     ) -> None:
         self.path = path
+        self._texts = texts or EntryTexts()
         self._data: dict[str, Any] = data or {
             "version": VERSION,
             "target": None,
@@ -104,16 +108,19 @@ class Lockfile:
         state dir, its journal is only read (this Lockfile then shows that apply's progress and
         must not be written)."""
         if journal is None or not journal.exists():
+            data, texts = _read_lock(path)
             return cls(
                 path,
-                read_lock_data(path),
+                data,
                 journal=journal,
                 flush_interval=flush_interval,
                 clock=clock,
+                texts=texts,
             )
         with ApplyLock(journal.parent).try_hold() as owned:
             # qrt.lock before the journal: a save in between then only makes the view older
-            lock = cls(path, read_lock_data(path), flush_interval=flush_interval, clock=clock)
+            data, texts = _read_lock(path)
+            lock = cls(path, data, flush_interval=flush_interval, clock=clock, texts=texts)
             entries = read_journal(journal)
             for entry in entries:
                 lock._replay(entry)
@@ -158,7 +165,7 @@ class Lockfile:
 
     def render(self) -> str:
         with self._guard:
-            return json.dumps(self._data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+            return self._texts.render(self._data)
 
     def digest(self) -> str:
         """Identifies this exact lockfile content (a saved plan is stale once it changes)."""
@@ -319,11 +326,16 @@ class Lockfile:
 
 def read_lock_data(path: Path) -> dict[str, Any] | None:
     """The data of the lockfile at ``path`` (None when there is none), checked to be one."""
+    return _read_lock(path)[0]
+
+
+def _read_lock(path: Path) -> tuple[dict[str, Any] | None, EntryTexts]:
+    """``read_lock_data``, and the texts of its entries as read (see ``locktext``)."""
     if not path.exists():
-        return None
+        return None, EntryTexts()
     try:
         text = path.read_text("utf-8")
-        data = json.loads(text)
+        data, texts = parse_lock_text(text)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         if isinstance(exc, json.JSONDecodeError) and "\n<<<<<<< " in f"\n{exc.doc}":
             raise LockfileError(
@@ -336,7 +348,7 @@ def read_lock_data(path: Path) -> dict[str, Any] | None:
     data.setdefault("programs", {})
     data.setdefault("jobs", {})
     data.setdefault("target", None)
-    return data
+    return data, texts
 
 
 def push_history(record: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -6,16 +6,18 @@ comes back and returns the exit code; ``cli.py`` turns errors into messages.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from qrt_apply.errors import ConfigError
+from qrt_apply.errors import ConfigError, ManifestError, QrtError
 from qrt_apply.plan import Plan
 from qrt_apply.render.console import TerminalConsole
 from qrt_apply.render.plan_view import render_plan
+from qrt_apply.render.progress import ProgressConsole, format_elapsed
 from qrt_apply.render.results_view import drift_summary
 
 __all__ = ["COMMANDS"]
@@ -43,6 +45,9 @@ _STOPPED_JOBS = (
     "Jobs the embedded runtime was running were stopped and queued again; "
     "`qrt apply` or `qrt refresh` runs them."
 )
+_json_opt = click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON document (stable keys) on stdout."
+)
 _parallelism_opt = click.option(
     "--parallelism",
     type=click.IntRange(1, 64),
@@ -51,14 +56,39 @@ _parallelism_opt = click.option(
 )
 
 
+def _console(app: Any, *, as_json: bool) -> ProgressConsole:
+    """Steps and progress: on stdout, or on stderr when stdout carries the JSON document."""
+    stream = sys.stderr if as_json else sys.stdout
+    return ProgressConsole(TerminalConsole(color=app.color, err=as_json), stream)
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, sort_keys=True, indent=2))
+
+
 @click.command()
 @click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+@_json_opt
 @click.pass_obj
-def validate(app: Any, directory: Path | None) -> int:
+def validate(app: Any, directory: Path | None, as_json: bool) -> int:
     """Check the manifests offline: schemas, references, $file paths, job inputs."""
     if directory is not None:
         app.project_dir = directory
-    found = app.api().validate()
+    try:
+        found = app.api().validate()
+    except QrtError as exc:
+        if as_json:  # the document says what failed; the message still goes to stderr
+            where = exc if isinstance(exc, ManifestError) else None
+            error = {
+                "message": str(exc),
+                "path": where.path if where else None,
+                "line": where.line if where else None,
+            }
+            _echo_json({"valid": False, "error": error})
+        raise
+    if as_json:
+        _echo_json(found.to_json())
+        return 0
     click.echo(
         f"Valid: {found.programs} program(s), {found.batches} batch(es), {found.jobs} job(s)."
     )
@@ -115,7 +145,9 @@ def plan(
     if out is not None:
         project.save_plan(result, out)
     # The environment (qrt.yaml `environments`) is named in the markdown title and marker.
-    click.echo(render_plan(result, fmt, env=getattr(app, "env", None)), nl=False)
+    env = getattr(app, "env", None)
+    color = app.color is not False
+    click.echo(render_plan(result, fmt, env=env, color=color), nl=False, color=app.color)
     if out is not None and fmt == "text":
         click.echo(f"\nSaved the plan to {out}; `qrt apply {out}` carries out exactly this plan.")
     return 2 if detailed_exitcode and result.has_changes else 0
@@ -133,6 +165,7 @@ def plan(
 @_replace_opt
 @_prune_opt
 @_parallelism_opt
+@_json_opt
 @click.pass_obj
 def apply(
     app: Any,
@@ -143,14 +176,21 @@ def apply(
     replace: tuple[str, ...],
     prune: bool,
     parallelism: int | None,
+    as_json: bool,
 ) -> int:
     """Make the runtime match the manifests and record what happened in qrt.lock."""
     from qrt_apply.api import Interrupted
 
+    if as_json and not (auto_approve or planfile is not None):
+        raise ConfigError("--json asks nothing: add --auto-approve (or apply a saved plan)")
+
     def show(plan: Plan) -> None:
-        click.echo(render_plan(plan), nl=False)
+        if not as_json:  # the JSON document carries the plan
+            click.echo(render_plan(plan, color=app.color is not False), nl=False, color=app.color)
 
     def approve(plan: Plan) -> bool:
+        if as_json:
+            return True
         if not (auto_approve or planfile is not None):  # a saved plan was approved when saved
             if not sys.stdin.isatty():
                 raise ConfigError("no terminal to ask for approval: run `qrt apply --auto-approve`")
@@ -170,7 +210,7 @@ def apply(
             planfile,
             approve=approve,
             on_plan=show,
-            console=TerminalConsole(),
+            console=_console(app, as_json=as_json),
             wait=wait,
             targets=targets,
             replace=replace,
@@ -186,13 +226,21 @@ def apply(
         if exc.jobs_stopped:
             click.echo(_STOPPED_JOBS, err=True)
         return 130
+    code = 1 if outcome.outcome == "cancelled" or outcome.failed else 0
+    if as_json:
+        _echo_json(outcome.to_json())
+        return code
     if outcome.outcome == "no-changes":
         return 0
     if outcome.outcome == "cancelled":
         click.echo("Apply cancelled.")
         return 1
     done = ", ".join(f"{n} {kind}" for kind, n in sorted(outcome.done.items())) or "nothing"
-    click.echo(f"\nApply complete: {done}.")
+    total = len(outcome.plan.actions)
+    click.echo(
+        f"\nApply complete: {done} ({total} action{'s' if total != 1 else ''}, "
+        f"{len(outcome.failed)} failed) in {format_elapsed(outcome.elapsed)}."
+    )
     for line in drift_summary(outcome.drift):
         click.echo(line)
     if outcome.pending:
@@ -210,22 +258,31 @@ def apply(
 @click.option(
     "--wait", is_flag=True, help="Block until every in-flight job is final (default: poll once)."
 )
+@_json_opt
 @click.pass_obj
-def refresh(app: Any, parallelism: int | None, wait: bool) -> int:
+def refresh(app: Any, parallelism: int | None, wait: bool, as_json: bool) -> int:
     """Poll in-flight jobs once, collect the final ones into qrt.lock; submits nothing."""
     from qrt_apply.api import Interrupted
 
     try:
-        outcome = app.api().refresh(wait=wait, console=TerminalConsole(), parallelism=parallelism)
+        outcome = app.api().refresh(
+            wait=wait, console=_console(app, as_json=as_json), parallelism=parallelism
+        )
     except Interrupted as exc:
         click.echo("\nInterrupted. qrt.lock keeps the results collected so far.", err=True)
         if exc.jobs_stopped:
             click.echo(_STOPPED_JOBS, err=True)
         return 130
+    if as_json:
+        _echo_json(outcome.to_json())
+        return 1 if outcome.failed else 0
     if not outcome.in_flight:
         click.echo("Nothing in flight.")
         return 0
-    click.echo(f"Collected {len(outcome.finished)} job(s).")
+    click.echo(
+        f"Collected {len(outcome.finished)} job(s) ({len(outcome.failed)} failed) "
+        f"in {format_elapsed(outcome.elapsed)}."
+    )
     for line in drift_summary(outcome.drift):
         click.echo(line)
     if outcome.running:

@@ -42,11 +42,16 @@ class LogConsole:
 
 
 class TerminalConsole:
-    def __init__(self, *, color: bool | None = None) -> None:
+    """Steps on stdout (stderr with ``err``, as under ``--json``), warnings on stderr. ``color``:
+    False never styles; None styles on a terminal. It is passed on every write, as steps come from
+    worker threads, which have no click context to ask."""
+
+    def __init__(self, *, color: bool | None = None, err: bool = False) -> None:
         self.color = color
+        self.err = err
 
     def step(self, address: str, message: str) -> None:
-        click.echo(f"{click.style(address, bold=True)}: {message}", color=self.color)
+        click.echo(f"{click.style(address, bold=True)}: {message}", err=self.err, color=self.color)
 
     def warn(self, message: str) -> None:
         click.echo(click.style(f"warning: {message}", fg="yellow"), err=True, color=self.color)

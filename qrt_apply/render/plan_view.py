@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import click
+
 from qrt_apply.plan.model import Action, Plan
 from qrt_apply.render.plan_markdown import render_markdown
 
@@ -19,6 +21,17 @@ _SYMBOL = {
     "run": "+",
     "rerun": "-/+",
     "wait": "<=",
+}
+# Terraform's colours: create green, update yellow, destroy red, replace magenta, read cyan.
+_COLOR = {
+    "create": "green",
+    "run": "green",
+    "update": "yellow",
+    "set-visibility": "yellow",
+    "delete": "red",
+    "forget": "red",
+    "rerun": "magenta",
+    "wait": "cyan",
 }
 _SUMMARY = (
     ("create", "to create"),
@@ -49,9 +62,12 @@ def summary_line(plan: Plan) -> str:
     return "Plan: " + ", ".join(parts) + "."
 
 
-def _text_action(action: Action) -> list[str]:
+def _text_action(action: Action, color: bool) -> list[str]:
     drift = " [drift]" if action.drift else ""
-    lines = [f"  {_SYMBOL[action.kind]:>3} {action.address}  {action.kind}: {action.reason}{drift}"]
+    symbol = f"{_SYMBOL[action.kind]:>3}"
+    if color:
+        symbol = click.style(symbol, fg=_COLOR[action.kind], bold=True)
+    lines = [f"  {symbol} {action.address}  {action.kind}: {action.reason}{drift}"]
     for change in action.changes:
         if change.field == "visibility":
             continue
@@ -59,7 +75,7 @@ def _text_action(action: Action) -> list[str]:
     return lines
 
 
-def _text(plan: Plan) -> str:
+def _text(plan: Plan, color: bool = False) -> str:
     lines: list[str] = []
     if not plan.refreshed:
         lines.append("(not refreshed: the lockfile is taken as the runtime's state)")
@@ -71,7 +87,7 @@ def _text(plan: Plan) -> str:
         lines.append("qrt will perform the following actions:")
         lines.append("")
         for action in plan.actions:
-            lines.extend(_text_action(action))
+            lines.extend(_text_action(action, color))
         lines.append("")
         lines.append(summary_line(plan))
     if plan.orphans:
@@ -81,9 +97,13 @@ def _text(plan: Plan) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_plan(plan: Plan, fmt: str = "text", *, env: str | None = None) -> str:
+def render_plan(
+    plan: Plan, fmt: str = "text", *, env: str | None = None, color: bool = False
+) -> str:
     """``plan`` as ``text``, ``json`` or ``markdown``; ``env`` names the environment planned for
-    (markdown: in the title and the hidden marker that lets a bot update its earlier comment)."""
+    (markdown: in the title and the hidden marker that lets a bot update its earlier comment);
+    ``color`` styles the text view's symbols (the caller decides: a terminal, and neither
+    ``NO_COLOR`` nor ``--no-color``)."""
     if fmt == "json":
         body = plan.to_json()
         if env:
@@ -98,5 +118,5 @@ def render_plan(plan: Plan, fmt: str = "text", *, env: str | None = None) -> str
             short=_short,
             env=env,
         )
-    text = _text(plan)
+    text = _text(plan, color)
     return f"Environment: {env}\n{text}" if env else text

@@ -1,0 +1,133 @@
+"""The text of ``qrt.lock``, fast for big lockfiles.
+
+The text is exactly ``json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\\n"``.
+Python's JSON encoder indents in pure Python (about 35 µs per job record), so ``EntryTexts``
+keeps the rendered text of each entry of ``programs`` and ``jobs`` while the entry is the same
+object (the Lockfile replaces a record on every change, never edits one in place), and
+``parse`` keeps each entry's text as it was read: loading then saving 10,000 jobs renders none of
+them again. Anything ``parse`` does not recognise as that layout is parsed whole, with no texts
+kept, and is then rendered afresh.
+"""
+
+from __future__ import annotations
+
+import json
+import json.scanner
+import re
+from typing import Any
+
+__all__ = ["SECTIONS", "EntryTexts", "dumps", "parse"]
+
+SECTIONS = ("programs", "jobs")
+_Texts = dict[tuple[str, str], tuple[Any, str]]
+_SPECIAL = re.compile(r'["\\\x00-\x1f]')
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False)
+
+
+def _key(key: str) -> str:
+    return json.dumps(key, ensure_ascii=False)
+
+
+class EntryTexts:
+    """The rendered line(s) of each entry of the sections (``    "ADDRESS": {...}``), with the
+    record object they were rendered from."""
+
+    def __init__(self, texts: _Texts | None = None) -> None:
+        self._texts: _Texts = texts or {}
+
+    def render(self, data: Any) -> str:
+        if not isinstance(data, dict) or not data or not all(isinstance(k, str) for k in data):
+            return dumps(data) + "\n"
+        parts = []
+        kept: _Texts = {}
+        for key in sorted(data):
+            value = data[key]
+            if key in SECTIONS and isinstance(value, dict) and value:
+                body = self._section(key, value, kept)
+            else:
+                body = dumps(value).replace("\n", "\n  ")
+            parts.append(f"  {_key(key)}: {body}")
+        self._texts = kept  # entries no longer in the data are forgotten
+        return "{\n" + ",\n".join(parts) + "\n}\n"
+
+    def _section(self, name: str, entries: dict[str, Any], kept: _Texts) -> str:
+        items = []
+        for address in sorted(entries):
+            record = entries[address]
+            text = self._texts.get((name, address))
+            if text is None or text[0] is not record:
+                text = (record, f"    {_key(address)}: " + dumps(record).replace("\n", "\n    "))
+            kept[(name, address)] = text
+            items.append(text[1])
+        return "{\n" + ",\n".join(items) + "\n  }"
+
+
+class _Unrecognised(Exception):
+    pass
+
+
+# (text, index) -> (value, end index)
+_scan = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
+
+
+def parse(text: str) -> tuple[Any, EntryTexts]:
+    """The data of a lockfile's text, and the texts of its entries (raises JSONDecodeError)."""
+    texts: _Texts = {}
+    try:
+        skeleton = text
+        sections = {}
+        for name in SECTIONS:
+            skeleton, sections[name] = _split(skeleton, name, texts)
+        data = json.loads(skeleton)
+        if not isinstance(data, dict) or any(data.get(n) != {} for n in SECTIONS):
+            raise _Unrecognised
+        data.update(sections)
+        return data, EntryTexts(texts)
+    except (_Unrecognised, ValueError, StopIteration):
+        return json.loads(text), EntryTexts()
+
+
+def _split(text: str, name: str, texts: _Texts) -> tuple[str, dict[str, Any]]:
+    """``text`` with section ``name`` emptied, and the section's entries (their texts into
+    ``texts``). Raises _Unrecognised unless the section is laid out as ``EntryTexts`` writes it."""
+    head = f'\n  "{name}": {{\n'
+    start = text.find(head)
+    if start < 0:
+        if f'\n  "{name}": {{}}' in text:
+            return text, {}
+        raise _Unrecognised
+    entries: dict[str, Any] = {}
+    pos = start + len(head)
+    while True:
+        if not text.startswith('    "', pos):
+            raise _Unrecognised
+        # a key holds no raw newline, so the first '": {' ending a line closes it
+        colon = text.find('": {\n', pos)
+        end = text.find("\n    }", colon)
+        if colon < 0 or end < 0:
+            raise _Unrecognised
+        raw_key = text[pos + 4 : colon + 1]
+        # plain keys as they are; anything with an escape, quote or control character (a newline:
+        # the key ran on past its line) goes through the JSON parser, which refuses what is wrong
+        address = raw_key[1:-1] if not _SPECIAL.search(raw_key, 1, len(raw_key) - 1) else None
+        if address is None:
+            address = json.loads(raw_key)
+            if not isinstance(address, str):
+                raise _Unrecognised
+        # the C scanner reads the record in place; it must end where its text ends
+        record, stop = _scan(text, colon + 3)
+        if stop != end + 6 or not isinstance(record, dict) or address in entries:
+            raise _Unrecognised
+        entry = text[pos:stop]
+        entries[address] = record
+        texts[(name, address)] = (record, entry)
+        pos = end + 6
+        if text.startswith(",\n", pos):
+            pos += 2
+        elif text.startswith("\n  }", pos):
+            return text[:start] + f'\n  "{name}": {{}}' + text[pos + 4 :], entries
+        else:
+            raise _Unrecognised
