@@ -66,6 +66,7 @@ def plot_summary(summary: Summary, path: Path, title: str) -> None:
         bars = ax.bar(range(len(outcomes)), heights, color="#4c72b0")
         ax.set_xticks(range(len(outcomes)), outcomes, rotation=90 if len(outcomes) > 16 else 0)
         ax.set_ylabel("quasi-probability" if dist.quasi else "counts")
+        ax.set_xlabel("outcome (bit 0 rightmost)")
         shots = f", {dist.shots} shots" if dist.shots else ""
         ax.set_title(f"{title}: {dist.label}{shots}", fontsize=10)
         if len(outcomes) <= 16:
