@@ -4,6 +4,7 @@ tables, plots, and drift when jobs are rerun."""
 from __future__ import annotations
 
 import json
+import math
 import re
 import subprocess
 import sys
@@ -252,3 +253,54 @@ def test_result_tolerance_is_checked_by_the_schema(tmp_path: Path) -> None:
     write(tmp_path, "manifests/jobs.yaml", MANIFEST.replace("{tvd: 0.2}", "{tv: 0.2}"))
     done = qrt(tmp_path, "validate")
     assert done.returncode == 1 and "unknown key 'tv'" in done.stderr, done.stderr
+
+
+SWEEP = """
+apiVersion: qrt/v1
+kind: JobBatch
+name: ry
+program: estimator
+backend: aer_simulator
+session: true
+options: {{default_precision: 0.05, seed_simulator: 9}}
+jobs:
+  - name: ry-${{theta.index}}
+    matrix: {{theta: {values}}}
+    inputs:
+      pubs:
+        - circuit: {{library: real_amplitudes, num_qubits: 1, reps: 0}}
+          observables: [[Z, 1]]
+          parameter_values: ["${{theta}}"]
+"""
+
+
+def test_float_sweep_in_a_session_plots_and_diffs_one_changed_value(tmp_path: Path) -> None:
+    values = [round(0.25 * i, 2) for i in range(12)]
+    write(tmp_path, "manifests/ry.yaml", SWEEP.format(values=json.dumps(values)))
+    ok(tmp_path, "apply", "--auto-approve")
+    jobs = lock_jobs(tmp_path)
+    assert len({r["session_id"] for r in jobs.values()}) == 1
+    assert qrt(tmp_path, "plan", "--detailed-exitcode").returncode == 0
+
+    out = ok(tmp_path, "results", "batch.ry")
+    assert "12 completed job(s) against theta" in out
+    rows = re.findall(r"^  ry-(\d+)\s+(\S+)\s+(-?[\d.]+) ± ", out, re.M)
+    assert [float(theta) for _, theta, _ in rows] == values  # in the order of theta
+    for index, theta, value in rows:  # <Z> after RY(θ) is cos θ, within the shot noise
+        assert abs(float(value) - math.cos(float(theta))) < 0.25, (index, theta, value)
+    plot = tmp_path / "ry.svg"
+    ok(tmp_path, "results", "batch.ry", "--plot", str(plot))
+    text = plot.read_text()
+    assert ">theta<" in text and ">expectation value<" in text
+
+    values[5] = 1.3
+    write(tmp_path, "manifests/ry.yaml", SWEEP.format(values=json.dumps(values)))
+    plan = qrt(tmp_path, "plan")
+    assert plan.returncode == 0, plan.stderr
+    assert "~ matrix.theta: 1.25 → 1.3" in plan.stdout
+    assert "~ inputs.pubs[0].parameter_values[0]: 1.25 → 1.3" in plan.stdout
+    out = ok(tmp_path, "apply", "--auto-approve")
+    after = lock_jobs(tmp_path)
+    assert [a for a in sorted(after) if after[a]["id"] != jobs[a]["id"]] == ["job.ry/ry-5"]
+    assert "Result drift of 1 rerun job(s)" in out and "job.ry/ry-5" in out
+    assert after["job.ry/ry-5"]["drift"]["against"] == jobs["job.ry/ry-5"]["id"]
