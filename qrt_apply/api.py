@@ -36,6 +36,7 @@ from qrt_apply.errors import ConfigError, LockfileError, ManifestError, PlanErro
 from qrt_apply.lockfile import JOURNAL_NAME, ApplyLock, Lockfile
 from qrt_apply.manifests import load_desired_state
 from qrt_apply.model import DesiredState
+from qrt_apply.moves import apply_steps, forget_steps, move_steps
 from qrt_apply.plan import Plan, make_plan, observe
 from qrt_apply.plan.saved import desired_digest, load_plan_file, save_plan_file
 from qrt_apply.project import Project as Settings
@@ -421,7 +422,9 @@ class Project:
                 lock.save()
                 return report, running
 
-            waiting = Plan(actions=waits, target=full.target)
+            # A Moved manifest's moves go first (lockfile only): the waits are at the new addresses.
+            moves = tuple(a for a in full.actions if a.kind == "move")
+            waiting = Plan(actions=moves + waits, target=full.target)
             with _watching(console, "refresh", waiting, applier.report, collect=True):
                 report, running = self._run(collect)
         return RefreshResult(
@@ -454,6 +457,26 @@ class Project:
         from qrt_apply.results.report import compare_all
 
         return compare_all(self.lockfile(), self.desired(), address)
+
+    def move(self, source: str, dest: str) -> list[tuple[str, str]]:
+        """Rename entries of qrt.lock (``qrt mv``): ``program.A`` to ``program.B``, ``batch.A`` to
+        ``batch.B`` (all its jobs) or ``job.A/J`` to ``job.B/K``, so a renamed object is not created
+        or run again. Returns the (old, new) addresses; the runtime is not called (a moved
+        program is renamed there by the next apply)."""
+        with self._locked() as lock:
+            data = lock.snapshot()
+            renames, steps = move_steps(data, source, dest)
+            lock.replace_all(apply_steps(data, steps))
+        return [(old, new) for _, old, new in renames]
+
+    def forget(self, address: str) -> list[str]:
+        """Drop the entries at ``address`` (``batch.NAME``: all its jobs) from qrt.lock and leave
+        the runtime alone (``qrt forget``). Returns the addresses dropped."""
+        with self._locked() as lock:
+            data = lock.snapshot()
+            steps = forget_steps(data, address)
+            lock.replace_all(apply_steps(data, steps))
+        return [dropped for _, dropped, _ in steps]
 
     def unlock(self, *, force: bool = False) -> dict[str, Any] | None:
         """Release the apply lock left by an apply that is gone; returns who held it (None: no

@@ -28,6 +28,7 @@ from qrt_apply.errors import NotFoundError, QrtError
 from qrt_apply.failures import failure_reason, scrub_error
 from qrt_apply.lockfile import Lockfile, push_history
 from qrt_apply.model import DesiredState, JobSpec, ProgramSpec, submission_tag
+from qrt_apply.moves import rename_steps
 from qrt_apply.plan.jobdiff import job_definition
 from qrt_apply.plan.model import Action, Plan
 from qrt_apply.plan.refresh import poll_jobs
@@ -102,8 +103,9 @@ class Applier:
     # --- driver -------------------------------------------------------------------------------
     def apply(self, plan: Plan) -> ApplyReport:
         self.lock.set_target(self.runtime.target)
-        programs = [a for a in plan.actions if a.stage == "programs"]
-        jobs = [a for a in plan.actions if a.stage == "jobs"]
+        self._move([a for a in plan.actions if a.kind == "move"])
+        programs = [a for a in plan.actions if a.stage == "programs" and a.kind != "move"]
+        jobs = [a for a in plan.actions if a.stage == "jobs" and a.kind != "move"]
         self._run_parallel([partial(self._program_action, action) for action in programs])
         in_flight: dict[str, str] = {}
         for address in self._submit_jobs(jobs):
@@ -139,9 +141,32 @@ class Applier:
             # On Ctrl-C: let calls already under way finish and be recorded, start no new ones.
             pool.shutdown(wait=True, cancel_futures=True)
 
+    def _move(self, actions: list[Action]) -> None:
+        """Move entries to their new addresses (``Moved`` manifests): lockfile steps only, done
+        before anything else, as the plan's other actions were planned on the moved entries."""
+        if not actions:
+            return
+        data = self.lock.snapshot()
+        renames = []
+        for action in actions:
+            section = "programs" if action.stage == "programs" else "jobs"
+            old = action.detail("from")
+            if old in data[section]:  # else moved already (a plan applied twice)
+                renames.append((section, old, action.address))
+        for section, address, record in rename_steps(data, renames):
+            if section == "programs":
+                self.lock.set_program(address, record)
+            else:
+                self.lock.set_job(address, record)
+        for _, old, new in renames:
+            self.console.step(new, f"moved from {old}")
+            self.report.count("move")
+
     # --- programs -----------------------------------------------------------------------------
     def _program_record(self, spec: ProgramSpec, program_id: str) -> dict[str, Any]:
+        # prune: false is kept here: --prune reads it once the Program is gone from the manifests
         return {
+            **({} if spec.prune else {"prune": False}),
             "id": program_id,
             "name": spec.name,
             "source": spec.source_path,
@@ -174,18 +199,25 @@ class Applier:
             elif action.kind == "update":
                 record = self.lock.program(action.address) or {}
                 touches = action.detail("touches", ("data", "metadata"))
-                self.runtime.update_program(
-                    record["id"],
-                    data=spec.source if "data" in touches else None,
-                    description=spec.description if "metadata" in touches else None,
-                    max_execution_time=spec.max_execution_time if "metadata" in touches else None,
-                    spec=dict(spec.spec) if "metadata" in touches else None,
-                )
+                if touches:  # none: only the lockfile changes (prune)
+                    self.runtime.update_program(
+                        record["id"],
+                        data=spec.source if "data" in touches else None,
+                        name=spec.name if "name" in touches else None,
+                        description=spec.description if "metadata" in touches else None,
+                        max_execution_time=spec.max_execution_time
+                        if "metadata" in touches
+                        else None,
+                        spec=dict(spec.spec) if "metadata" in touches else None,
+                    )
                 visibility = record.get("visibility", spec.visibility)
                 new = self._program_record(spec, record["id"])
                 new["visibility"] = visibility
                 self.lock.set_program(action.address, new)
-                self.console.step(action.address, f"updated ({', '.join(touches)})")
+                self.console.step(
+                    action.address,
+                    f"updated ({', '.join(touches)})" if touches else "recorded in qrt.lock",
+                )
             elif action.kind == "set-visibility":
                 record = self.lock.program(action.address) or {}
                 self.runtime.set_program_visibility(record["id"], spec.is_public)

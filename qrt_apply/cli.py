@@ -229,6 +229,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "refresh": ("qrt_apply.commands.core", "refresh"),
     "unlock": ("qrt_apply.commands.core", "unlock"),
     "merge-lockfile": ("qrt_apply.commands.lockcmds", "merge_lockfile"),
+    "mv": ("qrt_apply.commands.lockcmds", "mv"),
+    "forget": ("qrt_apply.commands.lockcmds", "forget"),
     "import": ("qrt_apply.commands.adopt", "import_"),
     "show": ("qrt_apply.commands.inspect", "show"),
     "results": ("qrt_apply.commands.inspect", "results"),

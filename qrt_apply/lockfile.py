@@ -251,6 +251,14 @@ class Lockfile:
         if durable:
             self._journal.sync(number)  # outside the guard: other threads append meanwhile
 
+    def replace_all(self, data: Mapping[str, Any]) -> None:
+        """Replace the whole content and write qrt.lock in one atomic replace: an edit of many
+        entries (``qrt mv`` of a batch) is then all or nothing, also across a crash."""
+        with self._guard:
+            self._data = copy.deepcopy(dict(data))
+            self._target_pending = False
+            self.save()
+
     def save_if_due(self) -> None:
         """Write qrt.lock if steps are journaled and ``flush_interval`` has passed since the last
         write: readers of qrt.lock (CI, a watching user) see a long apply's progress."""

@@ -22,6 +22,7 @@ __all__ = [
     "BatchSpec",
     "DesiredState",
     "JobSpec",
+    "MoveSpec",
     "ProgramRef",
     "ProgramSpec",
     "canonical_json",
@@ -70,6 +71,7 @@ class ProgramSpec:
     spec: Mapping[str, Any]
     manifest: str  # repository-relative manifest path
     line: int
+    prune: bool = True  # False: `--prune` never deletes it (recorded in qrt.lock, see apply)
 
     @property
     def address(self) -> str:
@@ -208,9 +210,21 @@ class BatchSpec:
 
 
 @dataclass(frozen=True)
+class MoveSpec:
+    """A ``Moved`` manifest: the lockfile entries at ``source`` belong to ``dest`` now (a renamed
+    program, batch or job), so the plan moves them instead of creating or running anew."""
+
+    source: str  # program.NAME | batch.NAME | job.BATCH/JOB
+    dest: str  # an address of the same kind, in the manifests
+    manifest: str
+    line: int
+
+
+@dataclass(frozen=True)
 class DesiredState:
     programs: Mapping[str, ProgramSpec] = field(default_factory=dict)
     batches: Mapping[str, BatchSpec] = field(default_factory=dict)
+    moves: tuple[MoveSpec, ...] = ()
 
     def jobs(self) -> list[JobSpec]:
         return [job for batch in self.batches.values() for job in batch.jobs]

@@ -77,6 +77,8 @@ class FakeRuntime:
         changes: dict[str, Any] = {}
         if data is not None:
             changes["data"] = data
+        if name is not None:
+            changes["name"] = name
         if description is not None:
             changes["description"] = description
         if max_execution_time is not None:
@@ -157,7 +159,8 @@ class FakeRuntime:
         session_id: str | None = None,
         descending: bool = True,
     ) -> list[JobInfo]:
-        found = [j for j in self.jobs_by_id.values() if set(tags) <= set(j.tags)]
+        # list(): one step under the GIL, while apply's threads add jobs (run) meanwhile
+        found = [j for j in list(self.jobs_by_id.values()) if set(tags) <= set(j.tags)]
         if pending is not None:
             # A listing of pending jobs is a poll too: each unfinished job advances one state, as
             # by job(), so code that waits with listings sees jobs end.

@@ -28,9 +28,12 @@ MODULES = [
     "auth",
     "cli",
     "context",
+    "iam",
     "routes_jobs",
     "routes_misc",
     "routes_programs",
+    "routes_v1",
+    "routes_v1_jobs",
     "serverdb",
     "wire",
 ]
@@ -135,3 +138,32 @@ def test_server_db_idempotency_records(tmp_path: Path) -> None:
         assert db.idempotent_get("u2", "k") is None  # keys are per owner
     finally:
         db.close()
+
+
+def test_iam_jwt_carries_the_access_token_and_its_lifetime() -> None:
+    import base64
+    import json
+
+    from qrt_apply.server.iam import access_from_jwt, make_jwt
+
+    token = make_jwt("secret-access", "user-1", 1000.5, 3600)
+    header, payload, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert claims["iat"] == 1000 and claims["exp"] == 4600 and claims["sub"] == "user-1"
+    assert json.loads(base64.urlsafe_b64decode(header + "==="))["alg"] == "none"
+    assert signature == "" and access_from_jwt(token) == "secret-access"
+    for junk in ("", "abc", "a.b.c", "a.!!!.c", "a." + "x" * 5000 + ".", "a.bnVsbA.", "a.W10."):
+        assert access_from_jwt(junk) is None
+
+
+def test_instance_crn_is_stable_distinct_and_ibm_shaped() -> None:
+    import re
+
+    from qrt_apply.server.iam import instance_crn
+
+    crn = instance_crn("user-abc")
+    assert crn == instance_crn("user-abc") != instance_crn("user-abd")
+    # the client's parse: at least 7 colon-separated fields, region in the 6th, cname in the 3rd
+    match = re.fullmatch(r"(.*?):(.*?):(.*?):(.*?):(.*?):(.*?):.*", crn)
+    assert match is not None and match.group(6) == "us-east" and match.group(3) == "bluemix"
+    assert crn.startswith("crn:v1:bluemix:public:quantum-computing:us-east:a/")

@@ -34,6 +34,11 @@ Bitstrings are qiskit's (``BitArray.get_counts``: bit 0 rightmost). For a PUB wi
 bindings/observables (``shape`` non-empty), ``counts``, ``evs`` and ``stds`` are nested lists of that
 shape.
 
+With ``"support_qiskit": true`` (what qiskit-ibm-runtime sends) the result is instead the qiskit
+``PrimitiveResult`` itself (``SamplerPubResult``s of ``BitArray``s, ``PubResult``s of ``evs``/``stds``
+arrays), which the worker writes with the RuntimeEncoder as that client decodes it; the client's
+option groups are read by ``ibm_options``.
+
 **V1 inputs** (``params`` has ``circuits``, as qiskit-ibm-runtime 0.11 sends them; see
 ``primitives_v1.py``) give V1 results: sampler ``{"quasi_dists": [{"0x3": 0.5, ...}], "metadata":
 [{"shots": n}]}``, estimator ``{"values": ndarray, "metadata": [{"variance": v, "shots": n}]}``.
@@ -58,6 +63,7 @@ __all__ = [
     "DEFAULT_SHOTS",
     "canonical_pub_result",
     "execute_builtin",
+    "ibm_options",
     "pub_fields",
 ]
 
@@ -73,7 +79,29 @@ _OPTION_KEYS = {
     "seed",
     "optimization_level",
 }
-_V2_KEYS = {"pubs", "options", "version", "shots", "precision", "support_qiskit"}
+_V2_KEYS = {
+    "pubs",
+    "options",
+    "version",
+    "shots",
+    "precision",
+    "support_qiskit",
+    "resilience_level",
+}
+# Option groups of qiskit-ibm-runtime's SamplerV2/EstimatorV2 that shape a run on quantum hardware
+# (error suppression and mitigation, execution timing, the client's environment): a noiseless or
+# fixed-noise simulation has nothing to apply them to, so a job from that client ignores them.
+_IBM_HARDWARE_OPTIONS = {
+    "dynamical_decoupling",
+    "twirling",
+    "resilience",
+    "resilience_level",
+    "execution",
+    "environment",
+    "experimental",
+    "max_execution_time",
+    "seed_estimator",
+}
 _PUB_KEYS = {
     "sampler": {"circuit", "parameter_values", "shots"},
     "estimator": {"circuit", "observables", "parameter_values", "precision"},
@@ -142,13 +170,15 @@ def check_precision(value: Any, where: str) -> float:
     return float(value)
 
 
-def _run_v2(program: str, params: Mapping[str, Any], backend_name: str) -> dict[str, Any]:
+def _run_v2(program: str, params: Mapping[str, Any], backend_name: str) -> Any:
     unknown = sorted(set(params) - _V2_KEYS)
     if unknown:
         raise bad_input(f"unknown {program} input(s) {', '.join(unknown)}")
     if params.get("version", 2) != 2:
         raise bad_input("only version 2 PUB inputs are supported")
-    options = parse_options(params.get("options"))
+    qiskit_result = params.get("support_qiskit") is True
+    raw_options = params.get("options")
+    options = parse_options(ibm_options(raw_options) if qiskit_result else raw_options)
     pubs = params["pubs"]
     if not isinstance(pubs, list) or not pubs or len(pubs) > MAX_PUBS:
         raise bad_input(f"pubs must be a list of 1 to {MAX_PUBS} PUBs")
@@ -168,12 +198,53 @@ def _run_v2(program: str, params: Mapping[str, Any], backend_name: str) -> dict[
         shots = check_shots(shots, "shots")
         sampler_pubs = [_sampler_pub(p, i, execution, shots) for i, p in enumerate(pubs)]
         result = execution.run_sampler(sampler_pubs)
+        if qiskit_result:
+            return _qiskit_result(result, meta)
         return {"results": [_sampler_result(r) for r in result], "metadata": meta}
     precision = params.get("precision", options.get("default_precision", DEFAULT_PRECISION))
     precision = check_precision(precision, "precision")
     estimator_pubs = [_estimator_pub(p, i, execution, precision) for i, p in enumerate(pubs)]
     result = execution.run_estimator(estimator_pubs)
+    if qiskit_result:
+        return _qiskit_result(result, meta)
     return {"results": [_estimator_result(r) for r in result], "metadata": meta}
+
+
+def ibm_options(value: Any) -> Any:
+    """qiskit-ibm-runtime's primitive options as this runtime's: ``default_shots`` and
+    ``default_precision`` as they are, ``simulator.seed_simulator`` as ``seed_simulator``, the
+    hardware-only groups dropped; anything else is left for ``parse_options`` to refuse."""
+    if not isinstance(value, Mapping):
+        return value
+    options = {k: v for k, v in value.items() if k not in _IBM_HARDWARE_OPTIONS}
+    simulator = options.pop("simulator", None)
+    if simulator is not None:
+        if not isinstance(simulator, Mapping):
+            raise bad_input("options.simulator must be an object")
+        unsupported = sorted(set(simulator) - {"seed_simulator"})
+        if unsupported:
+            raise bad_input(
+                f"options.simulator.{', '.join(unsupported)} is not supported: the backend "
+                "fixes its own noise, coupling map and basis gates (seed_simulator is accepted)"
+            )
+        if simulator.get("seed_simulator") is not None:
+            options["seed_simulator"] = simulator["seed_simulator"]
+    return options
+
+
+def _qiskit_result(result: Any, meta: dict[str, Any]) -> Any:
+    """The qiskit ``PrimitiveResult`` itself, for a client that decodes qiskit objects
+    (``support_qiskit``), with JSON-able metadata: shot order and the joint bits of several
+    registers survive, which counts alone would lose."""
+    from qiskit.primitives import PrimitiveResult, PubResult, SamplerPubResult
+
+    pubs = [
+        (SamplerPubResult if isinstance(r, SamplerPubResult) else PubResult)(
+            r.data, metadata=_pub_metadata(r.metadata)
+        )
+        for r in result
+    ]
+    return PrimitiveResult(pubs, metadata=meta)
 
 
 def pub_fields(pub: Any, program: str, where: str) -> dict[str, Any]:

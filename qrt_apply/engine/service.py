@@ -22,7 +22,7 @@ from typing import Any
 from qrt_apply.engine import backends, checks
 from qrt_apply.engine.checks import MAX_ROWS, MAX_SECONDS
 from qrt_apply.engine.executor import Executor, is_builtin
-from qrt_apply.engine.records import JobQuery, JobRecord, ProgramRecord, utc_now
+from qrt_apply.engine.records import JobQuery, JobRecord, ProgramRecord, SessionRecord, utc_now
 from qrt_apply.engine.store import Store
 from qrt_apply.errors import ConflictError, NotFoundError, RuntimeApiError
 from qrt_apply.model import sha256_hex
@@ -387,11 +387,33 @@ class RuntimeService:
         self._job(owner, job_id)
         self.store.set_job_tags(job_id, checks.tag_list(tags))
 
-    def close_session(self, owner: str, session_id: str) -> None:
+    def open_session(self, owner: str, *, max_time: int | None = None) -> SessionRecord:
+        """A new session of ``owner`` that jobs may then name (``run(session_id=...)``)."""
+        if max_time is not None:
+            max_time = checks.positive_int(max_time, "session max_ttl")
+        session_id = "s" + "".join(secrets.choice(_JOB_ID_ALPHABET) for _ in range(19))
+        return self.store.open_session(session_id, owner, max_time)
+
+    def session(self, owner: str, session_id: str) -> SessionRecord:
         session = self.store.session(session_id)
         if session is None or session.owner != owner:
             raise NotFoundError(f"session {session_id} not found")
+        return session
+
+    def close_session(self, owner: str, session_id: str) -> None:
+        self.session(owner, session_id)
         self.store.close_session(session_id)
+
+    def cancel_session(self, owner: str, session_id: str) -> int:
+        """Close the session and cancel its unfinished jobs; returns how many were cancelled."""
+        self.close_session(owner, session_id)
+        pending, _ = self.store.list_jobs(owner, JobQuery(session_id=session_id, pending=True))
+        cancelled = 0
+        for job in pending:
+            if self.store.cancel_job(job.id, "Session cancelled"):
+                self.executor.cancel(job.id)
+                cancelled += 1
+        return cancelled
 
     def close(self, *, wait: bool = False, timeout: float | None = None) -> None:
         """Stop the executor. Unfinished jobs are handed over (killed, re-queued with no runner)

@@ -238,6 +238,16 @@ class Store:
             row["id"], row["owner"], row["created"], row["closed"], row["max_time"]
         )
 
+    def open_session(self, session_id: str, owner: str, max_time: int | None) -> SessionRecord:
+        """A new open session of ``owner`` (before any job names it)."""
+        record = SessionRecord(session_id, owner, utc_now(), None, max_time)
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO sessions VALUES (?, ?, ?, NULL, ?)",
+                (session_id, owner, record.created, max_time),
+            )
+        return record
+
     def close_session(self, session_id: str) -> None:
         with self._tx() as db:
             db.execute(

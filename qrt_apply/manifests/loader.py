@@ -25,6 +25,7 @@ from qrt_apply.manifests.inputs import (
     program_validator,
 )
 from qrt_apply.manifests.matrix import expand_matrix, substitute, unresolved_variables
+from qrt_apply.manifests.moved import moves_from
 from qrt_apply.manifests.resolve import read_bounded, read_repository_file, resolve_files
 from qrt_apply.manifests.yamldocs import Document, YamlLimits, load_documents
 from qrt_apply.model import (
@@ -41,7 +42,11 @@ from qrt_apply.project import Limits, load_project
 __all__ = ["find_manifest_files", "load_desired_state", "schema_for"]
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-_KINDS = {"Program": "program.schema.json", "JobBatch": "jobbatch.schema.json"}
+_KINDS = {
+    "Program": "program.schema.json",
+    "JobBatch": "jobbatch.schema.json",
+    "Moved": "moved.schema.json",
+}
 
 
 @cache
@@ -74,7 +79,7 @@ def _validate_schema(doc: Document) -> None:
     if not isinstance(data, dict):
         raise ManifestError("a manifest document must be a mapping", doc.path, doc.start_line)
     for key in ("apiVersion", "kind", "name"):
-        if key not in data:
+        if key not in data and not (key == "name" and data.get("kind") == "Moved"):
             raise ManifestError(f"missing required key {key!r}", doc.path, doc.start_line)
     if data["apiVersion"] != "qrt/v1":
         raise ManifestError(
@@ -85,7 +90,7 @@ def _validate_schema(doc: Document) -> None:
     kind = data["kind"]
     if kind not in _KINDS:
         raise ManifestError(
-            f"unknown kind {kind!r} (expected Program or JobBatch)",
+            f"unknown kind {kind!r} (expected Program, JobBatch or Moved)",
             doc.path,
             doc.line_of(("kind",)),
         )
@@ -140,6 +145,7 @@ def _program(doc: Document, root: Path, manifest_path: Path, limits: Limits) -> 
         spec=data.get("spec", {}),
         manifest=doc.path,
         line=doc.start_line,
+        prune=data.get("prune", True),
     )
 
 
@@ -332,13 +338,14 @@ def load_desired_state(
 
     seen: dict[tuple[str, str], Document] = {}
     for doc, _ in documents:
-        key = (doc.data["kind"], doc.data["name"])
+        field = "from" if doc.data["kind"] == "Moved" else "name"  # one move per old address
+        key = (doc.data["kind"], doc.data[field])
         if key in seen:
             first = seen[key]
             raise ManifestError(
                 f"{key[0]} {key[1]!r} is defined twice (first at {first.path}:{first.start_line})",
                 doc.path,
-                doc.line_of(("name",)),
+                doc.line_of((field,)),
             )
         seen[key] = doc
 
@@ -350,6 +357,9 @@ def load_desired_state(
     for doc, file in documents:
         if doc.data["kind"] == "JobBatch":
             batches[doc.data["name"]] = _batch(doc, root, file, programs, budget)
+    moved = [doc for doc, _ in documents if doc.data["kind"] == "Moved"]
     return DesiredState(
-        programs=dict(sorted(programs.items())), batches=dict(sorted(batches.items()))
+        programs=dict(sorted(programs.items())),
+        batches=dict(sorted(batches.items())),
+        moves=moves_from(moved, programs, batches),
     )

@@ -12,6 +12,7 @@ from typing import Any
 
 from qrt_apply.errors import ManifestError, PlanError
 from qrt_apply.model import DesiredState, JobSpec, ProgramSpec, content_digest, metadata_digest
+from qrt_apply.moves import apply_steps, planned_renames, rename_steps
 from qrt_apply.plan.jobdiff import definition_changes, definition_parts, job_definition
 from qrt_apply.plan.model import Action, Change, Plan
 from qrt_apply.plan.refresh import Observed
@@ -40,6 +41,9 @@ def observed_fields(info: ProgramInfo, recorded: Mapping[str, Any]) -> dict[str,
         "spec": dict(info.spec or {}),
         "visibility": "public" if info.is_public else "private",
     }
+
+
+_TOUCHED = {"data": "source", "metadata": "metadata", "name": "name"}
 
 
 def _program_actions(
@@ -84,6 +88,7 @@ def _program_actions(
             for key in ("content_digest", "metadata_digest", "visibility")
         )
         current.update(seen)
+        current["name"] = info.name
 
     actions: list[Action] = []
     changes: list[Change] = []
@@ -101,8 +106,24 @@ def _program_actions(
                 changes.append(Change(key, current.get(key), new))
         if current.get("spec") != dict(spec.spec):
             changes.extend(spec_changes(current.get("spec") or {}, dict(spec.spec)))
+    if current.get("name") and current["name"] != spec.name:
+        # moved (qrt mv, a Moved manifest): the runtime program keeps its id, takes the new name
+        touches.append("name")
+        changes.append(Change("name", current["name"], spec.name))
+    if recorded.get("prune", True) != spec.prune:
+        changes.append(Change("prune", recorded.get("prune", True), spec.prune))
+        if not touches:
+            actions.append(
+                Action(
+                    "update",
+                    address,
+                    f"prune: {str(spec.prune).lower()} to record in the lockfile (nothing sent)",
+                    tuple(changes),
+                    details=(("touches", ()),),
+                )
+            )
     if touches:
-        what = " and ".join("source" if t == "data" else "metadata" for t in touches)
+        what = " and ".join(_TOUCHED[t] for t in touches)
         reason = "replacement requested" if replace else f"{what} changed"
         actions.append(
             Action(
@@ -259,6 +280,14 @@ def make_plan(
     lock_digest: str = "",
     target: Mapping[str, Any] | None = None,
 ) -> Plan:
+    moves: list[Action] = []
+    if desired.moves:
+        renames = planned_renames(lock, desired.moves)
+        lock = apply_steps(lock, rename_steps(lock, renames))
+        moves = [
+            Action("move", new, f"moved from {old}", details=(("from", old),))
+            for _, old, new in renames
+        ]
     recorded_programs: Mapping[str, Any] = lock.get("programs", {})
     recorded_jobs: Mapping[str, Any] = lock.get("jobs", {})
     selected = select_addresses(desired, targets) if targets else None
@@ -284,10 +313,13 @@ def make_plan(
             drift.append(spec.address)
     wanted_programs = {spec.address for spec in desired.programs.values()}
     orphans: list[str] = []
+    kept: list[str] = []
     for address, record in sorted(recorded_programs.items()):
         if address in wanted_programs:
             continue
-        if prune and record.get("id"):
+        if prune and record.get("prune") is False:
+            kept.append(address)
+        elif prune and record.get("id"):
             actions.append(Action("delete", address, "removed from the manifests (--prune)"))
         elif prune:
             actions.append(Action("forget", address, "never reached the runtime"))
@@ -318,9 +350,10 @@ def make_plan(
     if selected is not None:
         actions = [a for a in actions if a.address in selected]
     return Plan(
-        actions=tuple(actions),
+        actions=tuple(moves + actions),  # moves always: the other actions are planned after them
         orphans=tuple(orphans),
         drift=tuple(drift),
+        kept=tuple(kept),
         refreshed=observed is not None,
         lock_digest=lock_digest,
         target=dict(target or {}),

@@ -8,7 +8,18 @@ from typing import Any
 __all__ = ["ACTION_KINDS", "Action", "Change", "Plan"]
 
 # In the order apply carries them out within a stage.
-ACTION_KINDS = ("create", "update", "set-visibility", "delete", "run", "rerun", "wait", "forget")
+# Moves (lockfile only) come before everything else.
+ACTION_KINDS = (
+    "move",
+    "create",
+    "update",
+    "set-visibility",
+    "delete",
+    "run",
+    "rerun",
+    "wait",
+    "forget",
+)
 
 
 @dataclass(frozen=True)
@@ -54,6 +65,7 @@ class Plan:
     actions: tuple[Action, ...]
     orphans: tuple[str, ...] = ()  # addresses in the lockfile, gone from the manifests, not pruned
     drift: tuple[str, ...] = ()  # addresses changed on the runtime behind qrt's back
+    kept: tuple[str, ...] = ()  # programs gone from the manifests that --prune keeps (prune: false)
     refreshed: bool = True
     lock_digest: str = ""
     target: dict[str, Any] = field(default_factory=dict)
@@ -74,6 +86,7 @@ class Plan:
             "actions": [a.to_json() for a in self.actions],
             "orphans": list(self.orphans),
             "drift": list(self.drift),
+            "kept": list(self.kept),
             "refreshed": self.refreshed,
             "lock_digest": self.lock_digest,
             "target": self.target,

@@ -22,13 +22,16 @@ KIND = "qrt-plan"
 
 
 def desired_digest(desired: DesiredState) -> str:
-    state = {
+    state: dict[str, Any] = {
         "programs": {
             name: [p.content_digest, p.metadata_digest, p.visibility]
             for name, p in desired.programs.items()
         },
         "jobs": {job.address: job.digest for job in desired.jobs()},
     }
+    if desired.moves or any(not p.prune for p in desired.programs.values()):
+        state["moves"] = [[m.source, m.dest] for m in desired.moves]
+        state["kept"] = sorted(n for n, p in desired.programs.items() if not p.prune)
     return sha256_hex(canonical_json(state))
 
 
@@ -54,6 +57,7 @@ def plan_from_json(data: dict[str, Any]) -> Plan:
         actions=actions,
         orphans=tuple(data.get("orphans", ())),
         drift=tuple(data.get("drift", ())),
+        kept=tuple(data.get("kept", ())),
         refreshed=bool(data.get("refreshed", True)),
         lock_digest=data.get("lock_digest", ""),
         target=dict(data.get("target") or {}),

@@ -23,7 +23,7 @@ __all__ = ["MAX_CHARS", "ROWS_PER_BATCH", "marker", "render_markdown"]
 MAX_CHARS = 60_000
 ROWS_PER_BATCH = 50  # job rows shown per batch before "… and N more"
 BATCHES_SHOWN = 200  # most rows of the per-batch summary table
-LIST_SHOWN = 50  # drift, orphans, kept programs
+LIST_SHOWN = 50  # most drift, orphan and kept addresses listed
 CHANGES_SHOWN = 20  # actions whose field changes are spelled out, per group
 CELL = 100  # characters of one table cell
 _RESERVE = 2_000  # kept free for the closing lines of whatever is open when the budget ends
@@ -131,7 +131,6 @@ def render_markdown(
     summary: str,
     short: Any,
     env: str | None = None,
-    kept: Sequence[str] = (),
 ) -> str:
     """The plan as a pull-request comment under ``MAX_CHARS``; ``symbols``, ``words``, ``summary``
     and ``short`` are the text view's, so both views say the same thing."""
@@ -144,7 +143,9 @@ def render_markdown(
     tail += _bullets(
         "Orphaned (in qrt.lock, gone from the manifests; `--prune` removes):", plan.orphans
     )
-    tail += _bullets("Kept although gone from the manifests (`prune: false`):", kept)
+    tail += _bullets(
+        "Kept on the runtime although gone from the manifests (`prune: false`):", plan.kept
+    )
     out = _Text(MAX_CHARS - _RESERVE - sum(len(line) + 1 for line in tail))
     out.add(*head)
     if not plan.has_changes:

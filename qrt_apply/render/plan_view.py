@@ -13,6 +13,7 @@ from qrt_apply.render.plan_markdown import render_markdown
 __all__ = ["render_plan"]
 
 _SYMBOL = {
+    "move": "->",
     "create": "+",
     "update": "~",
     "set-visibility": "~",
@@ -32,8 +33,10 @@ _COLOR = {
     "forget": "red",
     "rerun": "magenta",
     "wait": "cyan",
+    "move": "blue",
 }
 _SUMMARY = (
+    ("move", "to move"),
     ("create", "to create"),
     ("update", "to update"),
     ("set-visibility", "to change visibility"),
@@ -94,6 +97,13 @@ def _text(plan: Plan, color: bool = False) -> str:
         lines.append("")
         lines.append("In qrt.lock but gone from the manifests (use --prune to remove):")
         lines.extend(f"  ? {address}" for address in plan.orphans)
+    if plan.kept:
+        lines.append("")
+        lines.append(
+            "Gone from the manifests, kept on the runtime (prune: false); "
+            "`qrt forget ADDR` stops tracking it:"
+        )
+        lines.extend(f"  = {address}" for address in plan.kept)
     return "\n".join(lines) + "\n"
 
 

@@ -15,6 +15,9 @@ objects, byte-compatible with the qiskit-ibm-runtime 0.11/0.12 clients (referenc
 ``Instruction``        a QPY circuit holding the single instruction
 ``Result``             ``to_dict()``;  ``NoiseModel``: ``to_dict()``;  ``to_json``: ``to_json()``
 ``spmatrix``           base64 of ``scipy.sparse.save_npz``
+``PrimitiveResult``    (written only) ``pub_results`` + ``metadata``; each ``SamplerPubResult`` or
+                       ``PubResult`` is ``data`` (a ``DataBin``: ``field_names``, ``shape``,
+                       ``fields``) + ``metadata``; a ``BitArray`` is ``array`` (ndarray) + ``num_bits``
 ``settings``           ``__module__``/``__class__`` plus the object's ``settings`` dict
 =====================  ===========================================================================
 
@@ -207,6 +210,25 @@ def _encode_qiskit(obj: Any) -> dict[str, Any] | None:
         circuit = QuantumCircuit(obj.num_qubits, obj.num_clbits)
         circuit.append(obj, circuit.qubits, circuit.clbits)
         return {"__type__": "Instruction", "__value__": _b64(_qpy_dump(circuit), True)}
+    return _encode_primitive_result(obj)
+
+
+def _encode_primitive_result(obj: Any) -> dict[str, Any] | None:
+    """V2 primitive results as the current client reads them: ``PrimitiveResult`` of
+    ``SamplerPubResult``/``PubResult`` of ``DataBin`` of ``BitArray``s or ndarrays."""
+    from qiskit.primitives import BitArray, DataBin, PrimitiveResult, PubResult, SamplerPubResult
+
+    if isinstance(obj, BitArray):
+        return {"__type__": "BitArray", "__value__": {"array": obj.array, "num_bits": obj.num_bits}}
+    if isinstance(obj, DataBin):
+        value = {"field_names": list(obj), "shape": list(obj.shape), "fields": dict(obj.items())}
+        return {"__type__": "DataBin", "__value__": value}
+    if isinstance(obj, PubResult):  # SamplerPubResult is a PubResult too
+        kind = "SamplerPubResult" if isinstance(obj, SamplerPubResult) else "PubResult"
+        return {"__type__": kind, "__value__": {"data": obj.data, "metadata": obj.metadata}}
+    if isinstance(obj, PrimitiveResult):
+        value = {"pub_results": list(obj), "metadata": obj.metadata}
+        return {"__type__": "PrimitiveResult", "__value__": value}
     return None
 
 

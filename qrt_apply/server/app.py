@@ -7,16 +7,20 @@ Layout (``shared/reference/runtime-rest-api.md``):
 * ``/runtime/...``: the runtime base (``routes_programs.py``, ``routes_jobs.py``,
   ``routes_misc.py``); also mounted at ``/experimental/...`` for the ibm_cloud client's ``url``
   escape hatch.
+* ``/api/v1/...``: IBM Quantum Platform's v1 API (``routes_v1.py``, ``routes_v1_jobs.py``), also
+  at ``/experimental/api/v1/...``, where the current client's ``url`` points; its login services
+  at ``/identity/token``, ``/v3/resources/search`` and ``/catalog/api/v1/...`` (``iam.py``).
 
-Every error, whatever raised it, leaves as ``{"error": {"message": ..., "code": status}}``. qrt
-errors map by class: ``AuthError`` 401, ``NotFoundError`` 404, ``ConflictError`` 409, other input
-errors 400; only a bug in the server answers 500 (which the old clients retry).
+Every error, whatever raised it, leaves as ``{"error": {"message": ..., "code": status}}``, or on
+the v1 API as IBM's ``{"errors": [{"message", "code"}]}``. qrt errors map by class:
+``AuthError`` 401, ``NotFoundError`` 404, ``ConflictError`` 409, other input errors 400; only a
+bug in the server answers 500 (which the clients retry).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
@@ -31,21 +35,30 @@ from starlette.routing import Mount, Route
 from qrt_apply.errors import AuthError, ConflictError, NotFoundError, QrtError, RuntimeApiError
 from qrt_apply.server.auth import AUTH_ROUTES, base_url
 from qrt_apply.server.context import ServerContext
+from qrt_apply.server.iam import IAM_ROUTES
 from qrt_apply.server.routes_jobs import JOB_ROUTES
 from qrt_apply.server.routes_misc import MISC_ROUTES
 from qrt_apply.server.routes_programs import PROGRAM_ROUTES
+from qrt_apply.server.routes_v1 import V1_ROUTES
+from qrt_apply.server.routes_v1_jobs import V1_JOB_ROUTES
 from qrt_apply.server.serverdb import DEFAULT_ACCESS_TTL, ServerDB
-from qrt_apply.server.wire import DEFAULT_MAX_BODY_BYTES, BodyLimitMiddleware, error_response
+from qrt_apply.server.wire import (
+    DEFAULT_MAX_BODY_BYTES,
+    BodyLimitMiddleware,
+    error_response,
+    v1_error_response,
+)
 
 if TYPE_CHECKING:
     from qrt_apply.engine.service import RuntimeService
     from qrt_apply.engine.store import Store
 
-__all__ = ["RUNTIME_ROUTES", "create_app", "status_for"]
+__all__ = ["API_V1_ROUTES", "RUNTIME_ROUTES", "create_app", "status_for"]
 
 log = logging.getLogger("qrt.server")
 
 RUNTIME_ROUTES = [*PROGRAM_ROUTES, *JOB_ROUTES, *MISC_ROUTES]
+API_V1_ROUTES = [*V1_ROUTES, *V1_JOB_ROUTES]
 
 
 def status_for(exc: QrtError) -> int:
@@ -61,25 +74,39 @@ def status_for(exc: QrtError) -> int:
     return 400
 
 
+def _error(
+    request: Request, status: int, message: str, headers: Mapping[str, str] | None = None
+) -> Response:
+    path = request.url.path
+    if path.startswith(("/api/v1/", "/experimental/api/v1/", "/v3/", "/catalog/")):
+        return v1_error_response(status, message, headers)
+    return error_response(status, message, headers)
+
+
 async def _qrt_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, QrtError)
-    return error_response(status_for(exc), exc.message)
+    return _error(request, status_for(exc), exc.message)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
+    return _error(request, exc.status_code, str(exc.detail), headers=exc.headers)
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
     log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(500, "internal server error")
+    return _error(request, 500, "internal server error")
 
 
 async def _root(request: Request) -> Response:
     base = base_url(request)
     return JSONResponse(
-        {"service": "qrt serve", "auth": f"{base}/api", "runtime": f"{base}/runtime"}
+        {
+            "service": "qrt serve",
+            "auth": f"{base}/api",
+            "runtime": f"{base}/runtime",
+            "api_v1": f"{base}/api/v1",
+        }
     )
 
 
@@ -104,9 +131,13 @@ def create_app(
     app = Starlette(
         routes=[
             Route("/", _root, methods=["GET"]),
-            Mount("/api", routes=AUTH_ROUTES),
+            Mount("/api", routes=[Mount("/v1", routes=API_V1_ROUTES), *AUTH_ROUTES]),
             Mount("/runtime", routes=RUNTIME_ROUTES),
-            Mount("/experimental", routes=RUNTIME_ROUTES),
+            Mount(
+                "/experimental",
+                routes=[Mount("/api/v1", routes=API_V1_ROUTES), *RUNTIME_ROUTES],
+            ),
+            *IAM_ROUTES,
         ],
         middleware=[Middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)],
         exception_handlers={

@@ -4,7 +4,8 @@ Flow (reference section 2): ``GET /api/version`` (no auth, must carry ``"api-aut
 /api/users/loginWithToken {"apiToken": T}`` -> ``{"id": ACCESS, "ttl", "created", "userId"}`` ->
 ``GET /api/users/me`` -> runtime URL -> ``GET /api/Network`` -> one hub/group/project
 ``ibm-q/open/main``. Runtime routes then carry ``X-Access-Token: ACCESS``. The ibm_cloud path sends
-``Authorization: apikey T`` (+ ``Service-CRN``, ignored) with the API token itself.
+``Authorization: apikey T`` (+ ``Service-CRN``, ignored) with the API token itself. The current
+client sends ``Authorization: Bearer JWT`` with the IAM token of ``iam.py``.
 
 API tokens belong to the runtime store (hashed there); access tokens are short-lived and hashed in
 the server DB. URLs are made from the request's own scheme, host and port. Tokens never appear in a
@@ -24,6 +25,7 @@ from starlette.routing import Route
 from qrt_apply import __version__
 from qrt_apply.errors import AuthError
 from qrt_apply.server.context import call, context
+from qrt_apply.server.iam import access_from_jwt
 from qrt_apply.server.wire import HGP, field_str, read_json
 
 __all__ = ["AUTH_ROUTES", "authenticate", "base_url", "with_user"]
@@ -59,7 +61,16 @@ async def authenticate(request: Request) -> str:
             if user is None:
                 raise AuthError("invalid API key", status=401)
             return user
-        raise AuthError("unsupported Authorization scheme (use 'apikey <token>')", status=401)
+        if scheme.lower() == "bearer" and credential.strip():
+            access = access_from_jwt(credential.strip())
+            user = await call(ctx.db.user_for_access_token, access) if access else None
+            if user is None:
+                raise AuthError("invalid or expired bearer token", status=401)
+            return user
+        raise AuthError(
+            "unsupported Authorization scheme (use 'Bearer <IAM token>' or 'apikey <token>')",
+            status=401,
+        )
     raise AuthError(
         "missing X-Access-Token header (log in at /api/users/loginWithToken)", status=401
     )

@@ -9,6 +9,8 @@ SQLite file in the data directory, so the server survives restarts with nothing 
 * **Idempotency records** map (owner, ``Idempotency-Key``) to the response of the ``POST /jobs``
   that first used the key, so a retried submission answers the same job instead of making a second
   one.
+* **Session modes**: the ``mode`` (``batch``/``dedicated``) and backend a v1 ``POST /sessions``
+  opened a session with; the session itself (owner, open or closed) is the runtime store's.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT_ACCESS_TTL", "IDEMPOTENCY_TTL", "IdempotencyRecord", "ServerDB"]
+__all__ = ["DEFAULT_ACCESS_TTL", "IDEMPOTENCY_TTL", "IdempotencyRecord", "ServerDB", "SessionMode"]
 
 DEFAULT_ACCESS_TTL = 14 * 24 * 3600  # what the real API answered as ``ttl``: two weeks
 IDEMPOTENCY_TTL = 24 * 3600
@@ -45,6 +47,12 @@ CREATE TABLE IF NOT EXISTS idempotency (
     created REAL NOT NULL,
     PRIMARY KEY (owner, key)
 );
+CREATE TABLE IF NOT EXISTS session_modes (
+    session_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    backend TEXT NOT NULL
+);
 """
 
 
@@ -56,6 +64,12 @@ def _hash(token: str) -> str:
 class IdempotencyRecord:
     request_hash: str
     response: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SessionMode:
+    mode: str
+    backend: str
 
 
 class ServerDB:
@@ -134,3 +148,20 @@ class ServerDB:
                 " VALUES (?,?,?,?,?)",
                 (owner, key, request_hash, json.dumps(response), now),
             )
+
+    # -- session modes -------------------------------------------------------------------------
+
+    def put_session_mode(self, session_id: str, owner: str, mode: str, backend: str) -> None:
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO session_modes (session_id, owner, mode, backend) VALUES (?,?,?,?)",
+                (session_id, owner, mode, backend),
+            )
+
+    def session_mode(self, session_id: str, owner: str) -> SessionMode | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT mode, backend FROM session_modes WHERE session_id = ? AND owner = ?",
+                (session_id, owner),
+            ).fetchone()
+        return None if row is None else SessionMode(mode=str(row[0]), backend=str(row[1]))

@@ -76,15 +76,25 @@ def users_token(name: str, data_dir: Path) -> None:
 @data_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def users_list(data_dir: Path, as_json: bool) -> None:
-    """List users and how many valid API tokens each has (tokens are never shown)."""
+    """List users and how many valid API tokens each has (tokens are never shown); --json also
+    gives each user's instance CRN for IBM Quantum Platform clients."""
     store = open_store(data_dir)
     try:
         records = store.list_users()
     finally:
         store.close()
     if as_json:
+        from qrt_apply.server.iam import instance_crn
+
         rows = [
-            {"name": u.name, "id": u.id, "created": u.created, "tokens": u.tokens} for u in records
+            {
+                "name": u.name,
+                "id": u.id,
+                "created": u.created,
+                "tokens": u.tokens,
+                "instance": instance_crn(u.id),
+            }
+            for u in records
         ]
         click.echo(json.dumps(rows, indent=2, sort_keys=True))
         return

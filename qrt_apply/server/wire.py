@@ -51,6 +51,7 @@ __all__ = [
     "query_int",
     "read_json",
     "read_text",
+    "v1_error_response",
 ]
 
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -67,6 +68,15 @@ def error_response(status: int, message: str, headers: Mapping[str, str] | None 
     # A message quoting client text must not turn an error answer into a UTF-8 encoding failure.
     message = message.encode("utf-8", "backslashreplace").decode("utf-8")
     body = {"error": {"message": message, "code": status}}
+    return JSONResponse(body, status_code=status, headers=dict(headers or {}))
+
+
+def v1_error_response(
+    status: int, message: str, headers: Mapping[str, str] | None = None
+) -> Response:
+    """The error body of IBM Quantum Platform's v1 API: ``{"errors": [{"message", "code"}]}``."""
+    message = message.encode("utf-8", "backslashreplace").decode("utf-8")
+    body = {"errors": [{"message": message, "code": status}], "status_code": status}
     return JSONResponse(body, status_code=status, headers=dict(headers or {}))
 
 

@@ -1,0 +1,262 @@
+"""IBM Quantum Platform v1 API (``/api/v1``): backends, instance usage and sessions; the jobs are
+``routes_v1_jobs.py``. Mounted at ``/api/v1`` and ``/experimental/api/v1`` (the client's ``url``
+containing ``experimental`` is used as the API base as it is).
+
+Shapes from ``shared/reference/iqp-rest-api.md``:
+
+* ``GET /backends``: ``{"devices": [{"name", "status", "qubits", ...}]}``; clients older than
+  ``IBM-API-Version: 2025-05-01`` get plain names.
+* ``GET /backends/{name}/configuration``: IBM's configuration with ``simulator: false`` (so that
+  ``Session`` and ``Batch`` open real sessions) and one ``gates`` entry per basis gate with its
+  ``parameters``, ``qasm_def`` and per-gate ``coupling_map`` (the client builds its Target from
+  these, not from the top-level ``coupling_map``). ``properties`` answers ``{}`` (none).
+* ``POST /sessions {"mode", "backend", "instance"?, "max_ttl"?}`` -> the session object;
+  ``PATCH /sessions/{id} {"accepting_jobs": false}`` closes it (204); ``DELETE
+  /sessions/{id}/close`` closes it and cancels its unfinished jobs (204).
+
+Every route authenticates (``auth.authenticate``: the IAM bearer token) and checks a
+``Service-CRN`` header against the caller's instance (``iam.instance_crn``).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from qrt_apply.engine import backends
+from qrt_apply.engine.records import JobQuery
+from qrt_apply.errors import NotFoundError, RuntimeApiError
+from qrt_apply.server.auth import authenticate
+from qrt_apply.server.context import call, context
+from qrt_apply.server.iam import PLAN_ID, instance_crn
+from qrt_apply.server.wire import (
+    bad_request,
+    field_bool,
+    field_int,
+    field_str,
+    no_content,
+    read_json,
+)
+
+__all__ = ["V1_ROUTES", "ibm_configuration", "v1_user"]
+
+_DEVICE_OBJECTS_SINCE = "2025-05-01"  # IBM-API-Version from which /backends lists objects
+_SESSION_MODES = ("batch", "dedicated")
+_DEFAULT_TTL = 28800  # seconds: IBM's max_ttl when the client gives none
+_NOT_GATES = ("measure", "reset", "delay")
+
+
+async def v1_user(request: Request) -> str:
+    """The caller's user id; 403 when a ``Service-CRN`` header names another instance."""
+    user = await authenticate(request)
+    crn = request.headers.get("service-crn")
+    if crn and crn.strip() != instance_crn(user):
+        raise RuntimeApiError(
+            "Service-CRN is not an instance of this user (see 'qrt users list --json')", status=403
+        )
+    return user
+
+
+def _known(name: str) -> str:
+    try:
+        backends.canonical_name(name)
+    except (KeyError, ValueError):
+        raise NotFoundError(f"backend {name!r} not found") from None
+    return name
+
+
+@functools.cache
+def _gate_parameters() -> dict[str, tuple[int, tuple[str, ...]]]:
+    """Standard gate name -> (qubits, parameter names), from qiskit (imported once, here)."""
+    from qiskit.circuit.library import get_standard_gate_name_mapping
+
+    out: dict[str, tuple[int, tuple[str, ...]]] = {}
+    for name, gate in get_standard_gate_name_mapping().items():
+        params = tuple(str(p) for p in gate.params)
+        out[name] = (gate.num_qubits, params)
+    return out
+
+
+@functools.cache
+def ibm_configuration(name: str) -> dict[str, Any]:
+    """Backend ``name``'s configuration as IBM serves it to the current client."""
+    config = dict(backends.configuration(name))
+    n = int(config["n_qubits"])
+    edges = config.get("coupling_map")
+    known = _gate_parameters()
+    gates: list[dict[str, Any]] = []
+    basis: list[str] = []
+    for gate in config["basis_gates"]:
+        if gate in _NOT_GATES or gate not in known:
+            continue  # measure/reset/delay are instructions; variable-width gates have no entry
+        width, params = known[gate]
+        entry: dict[str, Any] = {"name": gate, "parameters": list(params), "qasm_def": ""}
+        if width == 1:
+            entry["coupling_map"] = [[q] for q in range(n)]
+        elif width == 2 and edges:
+            entry["coupling_map"] = [list(edge) for edge in edges]
+        elif edges:
+            continue  # a three-qubit gate on a coupled device is not native
+        gates.append(entry)
+        basis.append(gate)
+    config.update(
+        basis_gates=basis,
+        gates=gates,
+        simulator=False,
+        supported_instructions=[*basis, "measure", "reset", "delay"],
+    )
+    config.pop("noisy", None)
+    return config
+
+
+async def list_backends(request: Request) -> Response:
+    await v1_user(request)
+    infos = await call(context(request).service.backends)
+    if request.headers.get("ibm-api-version", _DEVICE_OBJECTS_SINCE) < _DEVICE_OBJECTS_SINCE:
+        return JSONResponse({"devices": [info.name for info in infos]})
+    devices = [
+        {
+            "name": info.name,
+            "status": {"name": "online", "reason": "available"},
+            "qubits": info.num_qubits,
+            "physical_qubits": info.num_qubits,
+            "queue_length": 0,
+            "processor_type": {"family": "qrt simulator", "revision": 1},
+        }
+        for info in infos
+    ]
+    return JSONResponse({"devices": devices})
+
+
+async def backend_configuration(request: Request) -> Response:
+    await v1_user(request)
+    name = _known(request.path_params["name"])
+    return JSONResponse(await call(ibm_configuration, name))
+
+
+async def backend_status(request: Request) -> Response:
+    await v1_user(request)
+    name = _known(request.path_params["name"])
+    status = dict(backends.status(name))
+    status["message"] = "available"
+    return JSONResponse(status)
+
+
+async def backend_empty(request: Request) -> Response:
+    await v1_user(request)
+    _known(request.path_params["name"])
+    return JSONResponse({})
+
+
+async def instance_usage(request: Request) -> Response:
+    user = await v1_user(request)
+    return JSONResponse(
+        {
+            "instance_id": instance_crn(user),
+            "plan_id": PLAN_ID,
+            "usage_consumed_seconds": 0,
+            "usage_limit_reached": False,
+        }
+    )
+
+
+async def _session_wire(request: Request, user: str, session_id: str) -> dict[str, Any]:
+    ctx = context(request)
+    session = await call(ctx.service.session, user, session_id)
+    mode = await call(ctx.db.session_mode, session_id, user)
+    jobs, total = await call(
+        ctx.store.list_jobs, user, JobQuery(session_id=session_id, limit=1, descending=True)
+    )
+    pending, npending = await call(
+        ctx.store.list_jobs, user, JobQuery(session_id=session_id, pending=True, limit=0)
+    )
+    accepting = session.closed is None
+    if accepting:
+        state = "active" if npending else ("inactive" if total else "open")
+    else:
+        state = "pending_closed" if npending else "closed"
+    last = jobs[0] if jobs else None
+    timestamps = [{"status": "open", "timestamp": session.created}]
+    if session.closed:
+        timestamps.append({"status": "closed", "timestamp": session.closed})
+    ttl = session.max_time or _DEFAULT_TTL
+    return {
+        "id": session.id,
+        "backend_name": mode.backend if mode else None,
+        "mode": mode.mode if mode else "dedicated",
+        "instance": instance_crn(user),
+        "state": state,
+        "accepting_jobs": accepting,
+        "max_ttl": ttl,
+        "active_ttl": ttl,
+        "interactive_ttl": 60,
+        "started_at": session.created,
+        "activated_at": session.created if total else None,
+        "closed_at": session.closed,
+        "last_job_started": last.started if last else None,
+        "last_job_completed": last.ended if last else None,
+        "elapsed_time": 0,
+        "user_id": user,
+        "timestamps": timestamps,
+    }
+
+
+async def create_session(request: Request) -> Response:
+    user = await v1_user(request)
+    body = await read_json(request)
+    mode = field_str(body, "mode") or "dedicated"
+    if mode not in _SESSION_MODES:
+        raise bad_request(f"'mode' must be one of {', '.join(_SESSION_MODES)}")
+    backend = field_str(body, "backend", required=True)
+    assert backend is not None
+    if backend not in backends.BACKEND_NAMES:
+        raise bad_request(f"unknown backend {backend!r}")
+    instance = field_str(body, "instance")
+    if instance and instance != instance_crn(user):
+        raise RuntimeApiError("'instance' is not an instance of this user", status=403)
+    max_ttl = field_int(body, "max_ttl", minimum=1)
+    ctx = context(request)
+    session = await call(ctx.service.open_session, user, max_time=max_ttl)
+    await call(ctx.db.put_session_mode, session.id, user, mode, backend)
+    return JSONResponse(await _session_wire(request, user, session.id))
+
+
+async def get_session(request: Request) -> Response:
+    user = await v1_user(request)
+    return JSONResponse(await _session_wire(request, user, request.path_params["session_id"]))
+
+
+async def patch_session(request: Request) -> Response:
+    user = await v1_user(request)
+    body = await read_json(request, allow_empty=True)
+    service = context(request).service
+    session_id = request.path_params["session_id"]
+    if field_bool(body, "accepting_jobs", True):
+        await call(service.session, user, session_id)  # still 404 for someone else's
+    else:
+        await call(service.close_session, user, session_id)
+    return no_content()
+
+
+async def cancel_session(request: Request) -> Response:
+    user = await v1_user(request)
+    await call(context(request).service.cancel_session, user, request.path_params["session_id"])
+    return no_content()
+
+
+V1_ROUTES = [
+    Route("/backends", list_backends, methods=["GET"]),
+    Route("/backends/{name}/configuration", backend_configuration, methods=["GET"]),
+    Route("/backends/{name}/status", backend_status, methods=["GET"]),
+    Route("/backends/{name}/properties", backend_empty, methods=["GET"]),
+    Route("/backends/{name}/defaults", backend_empty, methods=["GET"]),
+    Route("/instances/usage", instance_usage, methods=["GET"]),
+    Route("/sessions", create_session, methods=["POST"]),
+    Route("/sessions/{session_id}", get_session, methods=["GET"]),
+    Route("/sessions/{session_id}", patch_session, methods=["PATCH"]),
+    Route("/sessions/{session_id}/close", cancel_session, methods=["DELETE"]),
+]
