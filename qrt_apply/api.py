@@ -234,11 +234,22 @@ class Project:
 
     @classmethod
     def load(
-        cls, path: PathLike = ".", *, account: str | None = None, runtime: Runtime | None = None
+        cls,
+        path: PathLike = ".",
+        *,
+        account: str | None = None,
+        runtime: Runtime | None = None,
+        env: str | None = None,
+        lockfile: PathLike | None = None,
     ) -> Project:
         """Read ``qrt.yaml`` (if any) of the project at ``path``. ``account``: a saved account
-        (see ``qrt account list``) instead of the project's target; ``runtime``: one to use."""
-        return cls(load_project(Path(path)), account=account, runtime=runtime)
+        (see ``qrt account list``) instead of the project's target; ``runtime``: one to use;
+        ``env``: an environment of qrt.yaml (its target and lockfile); ``lockfile``: another
+        lockfile than qrt.yaml's (with local state of its own)."""
+        settings = load_project(
+            Path(path), env=env, lockfile=Path(lockfile) if lockfile is not None else None
+        )
+        return cls(settings, account=account, runtime=runtime)
 
     # --- the project and its runtime ----------------------------------------------------------
     @property
@@ -260,7 +271,11 @@ class Project:
             from qrt_apply.runtime.select import open_runtime
 
             self._runtime = open_runtime(
-                self.root, account=self.account, config=self.settings.config, read_only=read_only
+                self.root,
+                account=self.account,
+                config=self.settings.config,
+                read_only=read_only,
+                state_dir=self.settings.state_dir,
             )
             self._owns_runtime = True
         return self._runtime
@@ -601,4 +616,5 @@ class Project:
             replace=replace,
             lock_digest=lock.digest(),
             target=target,
+            environment=self.settings.environment,
         )

@@ -13,9 +13,6 @@ the runtime call); the other steps may be lost by a machine crash, as the next p
 
 from __future__ import annotations
 
-# Tags are no longer random; tests/test_journal.py still patches ``apply.secrets.token_hex``, so
-# the name stays until that test drops the patch.
-import secrets  # noqa: F401
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -344,7 +341,10 @@ class Applier:
                         window.append(ahead)
                 for each in window:
                     previous = self.lock.job(each)
-                    intent = self._submitting_record(self._jobs[each], previous or {})
+                    job = self._jobs[each]
+                    intent = self._submitting_record(
+                        job, self._interrupted_job(job, previous or {})
+                    )
                     self._intents[each] = previous
                     self.lock.set_job(each, intent, durable=each == window[-1])
             record = self.lock.job(address)
@@ -407,6 +407,29 @@ class Applier:
         self.console.step(action.address, f"submitted {info.id} ({action.kind})")
         self.report.count(action.kind)
         return info
+
+    def _interrupted_job(self, job: JobSpec, previous: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``previous`` with the job its interrupted submission made, if that submission was of
+        another job definition (the manifests changed since) and reached the runtime: the rerun
+        pushes it to ``history`` with its id, so it is not unknown to the lockfile."""
+        tag = previous.get("submission_tag")
+        if (
+            previous.get("status") != "SUBMITTING"
+            or previous.get("digest") == job.digest
+            or not tag
+        ):
+            return previous
+        found = self.runtime.jobs(tags=[tag], limit=1)
+        if not found:
+            return previous
+        info = found[0]
+        return {
+            **previous,
+            "id": info.id,
+            "status": info.status,
+            "backend": info.backend,
+            "created": info.created,
+        }
 
     def _submitting_record(self, job: JobSpec, previous: Mapping[str, Any]) -> dict[str, Any]:
         """The ``SUBMITTING`` record journaled before a job's POST. A submission of the same job

@@ -37,6 +37,8 @@ class AppContext:
     project_dir: Path
     account: str | None = None
     debug: bool = False
+    env: str | None = None  # --env / QRT_ENV: an environment of qrt.yaml
+    lockfile: Path | None = None  # --lockfile
     color: bool | None = None  # False: no escapes at all; None: styles on a terminal
     _runtime: Runtime | None = field(default=None, repr=False)  # given by a caller (tests)
     _api: Any = field(default=None, repr=False)
@@ -46,14 +48,20 @@ class AppContext:
         """The project's settings (paths, ``qrt.yaml``), read now."""
         from qrt_apply.project import load_project
 
-        return load_project(self.project_dir)
+        return load_project(self.project_dir, env=self.env, lockfile=self.lockfile)
 
     def api(self) -> Any:
         """The :class:`qrt_apply.api.Project` of this command, made once; closed with the command."""
         if self._api is None:
             from qrt_apply.api import Project
 
-            self._api = Project.load(self.project_dir, account=self.account, runtime=self._runtime)
+            self._api = Project.load(
+                self.project_dir,
+                account=self.account,
+                runtime=self._runtime,
+                env=self.env,
+                lockfile=self.lockfile,
+            )
             click.get_current_context().find_root().call_on_close(self._close)
         return self._api
 
@@ -200,6 +208,20 @@ class QrtGroup(click.Group):
 )
 @click.option("--account", default=None, help="Saved account to use (see `qrt account list`).")
 @click.option(
+    "--env",
+    "env",
+    envvar="QRT_ENV",
+    default=None,
+    metavar="NAME",
+    help="Environment of qrt.yaml to work on (its target and lockfile); also QRT_ENV.",
+)
+@click.option(
+    "--lockfile",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Use this lockfile instead of qrt.yaml's (with local state of its own under .qrt/).",
+)
+@click.option(
     "--debug", is_flag=True, help="Show tracebacks for errors (anywhere; also QRT_DEBUG=1)."
 )
 @click.option(
@@ -207,18 +229,32 @@ class QrtGroup(click.Group):
 )
 @click.pass_context
 def cli(
-    ctx: click.Context, project_dir: Path, account: str | None, debug: bool, no_color: bool
+    ctx: click.Context,
+    project_dir: Path,
+    account: str | None,
+    env: str | None,
+    lockfile: Path | None,
+    debug: bool,
+    no_color: bool,
 ) -> None:
     """qrt: GitOps for Qiskit Runtime programs and job batches."""
     debug = debug or debug_requested([])
+    env = env or None  # QRT_ENV= (empty) chooses nothing
     color = False if color_disabled(no_color) else None
     if color is False:
         ctx.color = False  # subcommands' contexts inherit it
     if isinstance(ctx.obj, AppContext):  # given by a caller (tests inject a runtime this way)
         ctx.obj.project_dir, ctx.obj.account, ctx.obj.debug = project_dir, account, debug
-        ctx.obj.color = color
+        ctx.obj.env, ctx.obj.lockfile, ctx.obj.color = env, lockfile, color
     else:
-        ctx.obj = AppContext(project_dir=project_dir, account=account, debug=debug, color=color)
+        ctx.obj = AppContext(
+            project_dir=project_dir,
+            account=account,
+            debug=debug,
+            env=env,
+            lockfile=lockfile,
+            color=color,
+        )
 
 
 # Commands are imported only when invoked, so `qrt plan` never pays for the server's imports.
@@ -228,6 +264,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "apply": ("qrt_apply.commands.core", "apply"),
     "refresh": ("qrt_apply.commands.core", "refresh"),
     "unlock": ("qrt_apply.commands.core", "unlock"),
+    "init": ("qrt_apply.commands.scaffold", "init"),
+    "schema": ("qrt_apply.commands.scaffold", "schema"),
     "merge-lockfile": ("qrt_apply.commands.lockcmds", "merge_lockfile"),
     "mv": ("qrt_apply.commands.lockcmds", "mv"),
     "forget": ("qrt_apply.commands.lockcmds", "forget"),

@@ -51,6 +51,7 @@ __all__ = [
     "ApplyLock",
     "Lockfile",
     "atomic_write",
+    "read_lock",
     "read_lock_data",
 ]
 
@@ -335,6 +336,12 @@ class Lockfile:
 def read_lock_data(path: Path) -> dict[str, Any] | None:
     """The data of the lockfile at ``path`` (None when there is none), checked to be one."""
     return _read_lock(path)[0]
+
+
+def read_lock(path: Path) -> tuple[dict[str, Any] | None, EntryTexts]:
+    """``read_lock_data`` and the text of each entry as read: a ``Lockfile`` given both renders
+    again only the entries that are other objects (``qrt merge-lockfile`` keeps most)."""
+    return _read_lock(path)
 
 
 def _read_lock(path: Path) -> tuple[dict[str, Any] | None, EntryTexts]:

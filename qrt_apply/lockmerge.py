@@ -31,7 +31,8 @@ from typing import Any
 
 from qrt_apply.errors import LockfileError
 from qrt_apply.fileio import atomic_write
-from qrt_apply.lockfile import Lockfile, read_lock_data
+from qrt_apply.lockfile import Lockfile, read_lock
+from qrt_apply.locktext import EntryTexts
 
 __all__ = ["Conflict", "MergeResult", "merge_lock_data", "merge_lockfiles", "render_merge"]
 
@@ -127,15 +128,17 @@ def _none(value: Any) -> Any:
     return None if value is _ABSENT else value
 
 
-def render_merge(result: MergeResult, path: Path) -> str:
-    """The merged lockfile's text: the lockfile layout, conflicts between git's markers."""
-    data = json.loads(json.dumps(result.data))  # a copy the markers can be put into
+def render_merge(result: MergeResult, path: Path, texts: EntryTexts | None = None) -> str:
+    """The merged lockfile's text: the lockfile layout, conflicts between git's markers.
+    ``texts``: the entry texts of the side most records came from (not rendered again)."""
+    data = dict(result.data)  # the markers go into copies of the mappings, not into the records
     for number, conflict in enumerate(result.conflicts):
-        holder = data
-        for part in conflict.key[:-1]:
-            holder = holder.setdefault(part, {})
-        holder[conflict.key[-1]] = f"{_MARKER}{number}"
-    text = Lockfile(path, data).render()
+        if len(conflict.key) == 1:
+            data[conflict.key[0]] = f"{_MARKER}{number}"
+        else:
+            section = data[conflict.key[0]] = dict(data.get(conflict.key[0]) or {})
+            section[conflict.key[1]] = f"{_MARKER}{number}"
+    text = Lockfile(path, data, texts=texts).render()
     if not result.conflicts:
         return text
     lines = []
@@ -169,23 +172,25 @@ def _entry_lines(key: str, value: Any, indent: str, comma: str) -> list[str]:
     return lines
 
 
-def _load(path: Path, *, may_be_empty: bool) -> dict[str, Any] | None:
+def _load(path: Path, *, may_be_empty: bool) -> tuple[dict[str, Any] | None, EntryTexts]:
     if may_be_empty and (not path.exists() or path.stat().st_size == 0):
-        return None
-    data = read_lock_data(path)
+        return None, EntryTexts()
+    data, texts = read_lock(path)
     if data is None:
         raise LockfileError(f"{path.name} does not exist")
-    return data
+    return data, texts
 
 
 def merge_lockfiles(base: Path, ours: Path, theirs: Path) -> MergeResult:
     """git's ``%O %A %B``: merge into ``ours`` (written even with conflicts, then with markers)."""
+    ours_data, ours_texts = _load(ours, may_be_empty=False)
     result = merge_lock_data(
-        _load(base, may_be_empty=True),
-        _load(ours, may_be_empty=False) or {},
-        _load(theirs, may_be_empty=False) or {},
+        _load(base, may_be_empty=True)[0],
+        ours_data or {},
+        _load(theirs, may_be_empty=False)[0] or {},
     )
-    text = render_merge(result, ours)
+    # Entries both sides agree on are ours' very objects, so their text as read is kept.
+    text = render_merge(result, ours, ours_texts)
     if ours.read_text("utf-8") != text:
         atomic_write(ours, text)
     return result

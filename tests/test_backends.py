@@ -56,7 +56,7 @@ def test_names_and_aliases() -> None:
 
 def test_backend_info_is_reported_under_the_name_given() -> None:
     assert backends.backend_info("ibmq_qasm_simulator") == BackendInfo(
-        name="ibmq_qasm_simulator", num_qubits=24, simulator=True, noisy=False
+        name="ibmq_qasm_simulator", num_qubits=24, simulator=True, noisy=False, max_shots=100_000
     )
     noisy = backends.backend_info("fake_noisy_5q")
     assert (noisy.num_qubits, noisy.noisy, noisy.operational) == (5, True, True)

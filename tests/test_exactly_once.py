@@ -137,6 +137,32 @@ def test_an_apply_killed_mid_post_then_applied_again_submits_nothing_twice(
     assert resent == []
 
 
+def _known_ids(root: Path) -> set[str]:
+    records = json.loads((root / "qrt.lock").read_text())["jobs"].values()
+    return {e["id"] for r in records for e in [r, *(r.get("history") or [])] if e.get("id")}
+
+
+@pytest.mark.parametrize("refresh", [True, False], ids=["plan-refreshed", "no-refresh"])
+def test_a_job_made_by_an_interrupted_submission_stays_known_when_the_manifests_change(
+    tmp_path: Path, refresh: bool
+) -> None:
+    root = small_project(tmp_path)
+    (root / ".qrt").mkdir()
+    runtime = DyingRuntime(die_at=1)
+    with pytest.raises(KeyboardInterrupt):
+        _apply(root, runtime, refresh=True, parallelism=1)
+    lost = set(runtime.jobs_by_id) - _known_ids(root)  # made; their answers never arrived
+    assert lost
+    manifest = root / "manifests" / "all.yaml"
+    manifest.write_text(manifest.read_text().replace("default_shots: 100", "default_shots: 101"))
+    runtime.die_at = 0
+    _apply(root, runtime, refresh=refresh)
+    # The rerun of the changed job put the interrupted submission's job in its history.
+    assert lost <= _known_ids(root)
+    assert set(runtime.jobs_by_id) == _known_ids(root)
+    assert duplicates(list(runtime.jobs_by_id.values())) == {}
+
+
 def test_a_deliberate_rerun_gets_a_new_tag_and_a_new_job(tmp_path: Path) -> None:
     root = small_project(tmp_path)
     runtime = DyingRuntime(die_at=0)
@@ -325,3 +351,44 @@ def test_import_refuses_a_job_on_another_backend_and_a_program_of_another_name(
     refused = _imported(root, "program.echo2", program_id)
     assert refused.returncode == 1 and "named 'echo'" in refused.stderr, refused.stderr
     assert lock_path.read_bytes() == before
+
+
+# -- Idempotency-Key and submission tags over HTTP -----------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_key_or_tag_sent_again_with_another_body_is_refused_with_409(tmp_path: Path) -> None:
+    """As with Stripe's idempotency keys (and the IETF Idempotency-Key draft): the same key with
+    the same body answers the first job again; with another body it is refused before any tag
+    look-up could answer the first job, and no job is made. A submission tag is held to the same
+    rule when no key comes with it."""
+    from support.serve import running_server
+
+    tag = submission_tag(TARGET, "job.b/one", "d" * 64, 0)
+    pubs = [{"circuit": BELL, "shots": 5}]
+
+    def body(shots: int, tags: list[str]) -> str:
+        params = {"pubs": [{**pubs[0], "shots": shots}]}
+        return json.dumps({"program_id": "sampler", "params": params, "tags": tags})
+
+    key = {"Idempotency-Key": tag[len(SUBMIT_TAG_PREFIX) :]}
+    with running_server(tmp_path / "server") as server, server.client() as http:
+        first = http.post("/jobs", content=body(5, [tag]), headers=key)
+        assert first.status_code == 201, first.text
+        job_id = first.json()["id"]
+        again = http.post("/jobs", content=body(5, [tag]), headers=key)
+        assert (again.status_code, again.json()["id"]) == (200, job_id)
+        other = http.post("/jobs", content=body(6, [tag]), headers=key)
+        assert other.status_code == 409, other.text
+        assert "different request" in other.json()["error"]["message"]
+        # Without the key, the tag alone: the same inputs get the job, other inputs a 409.
+        by_tag = http.post("/jobs", content=body(5, [tag, "extra"]))
+        assert by_tag.status_code == 201 and by_tag.json()["id"] == job_id
+        wrong = http.post("/jobs", content=body(7, [tag]))
+        assert wrong.status_code == 409, wrong.text
+        assert job_id in wrong.json()["error"]["message"]
+        # Another key carrying the same tag with other inputs: the tag still names one job.
+        renamed = http.post("/jobs", content=body(8, [tag]), headers={"Idempotency-Key": "k2"})
+        assert renamed.status_code == 409, renamed.text
+        listed = http.get("/jobs", params={"limit": 100}).json()
+        assert [job["id"] for job in listed["jobs"]] == [job_id]

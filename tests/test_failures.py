@@ -149,14 +149,15 @@ def test_apply_prints_the_reason_and_records_a_clean_error(tmp_path: Path) -> No
         kind: JobBatch
         name: exact
         program: estimator
-        backend: fake_noisy_5q
+        backend: aer_simulator
+        # primitive options are the runtime's to check (IBM's differ from qrt's)
+        options: {optimization_level: 7}
         jobs:
-          - name: noisy
+          - name: level
             inputs:
               pubs:
                 - circuit: {library: ghz, num_qubits: 2}
                   observables: [[ZZ, 1]]
-                  precision: 0
         """,
     )
     done = qrt(tmp_path, "apply", "--auto-approve", timeout=300)
@@ -164,10 +165,7 @@ def test_apply_prints_the_reason_and_records_a_clean_error(tmp_path: Path) -> No
     out = done.stdout
     assert "job.f/plain: FAILED — ValueError: bad value 3\n" in out
     assert "job.f/chained: FAILED — QiskitError: could not build the circuit\n" in out
-    assert (
-        "job.exact/noisy: FAILED — pubs[0]: precision 0 (exact) is only available on a "
-        "noiseless simulator\n"
-    ) in out
+    assert "job.exact/level: FAILED — options.optimization_level must be 0, 1, 2 or 3\n" in out
     jobs = json.loads((tmp_path / "qrt.lock").read_text())["jobs"]
     errors = {address: rec["error"] for address, rec in jobs.items()}
     for address, error in errors.items():
@@ -175,6 +173,4 @@ def test_apply_prints_the_reason_and_records_a_clean_error(tmp_path: Path) -> No
         assert not ABSOLUTE.search(error), (address, error)
     assert errors["job.f/plain"].startswith("Traceback (most recent call last):\n")
     assert '  File "program.py", line 9, in helper\n' in errors["job.f/plain"]
-    assert errors["job.exact/noisy"] == (
-        "pubs[0]: precision 0 (exact) is only available on a noiseless simulator\n"
-    )
+    assert errors["job.exact/level"] == "options.optimization_level must be 0, 1, 2 or 3\n"

@@ -321,8 +321,6 @@ def test_a_whole_apply_writes_the_same_bytes_with_and_without_a_journal(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def deterministic_apply(root: Path, journal: Path | None) -> bytes:
-        tokens = iter(range(10**6))
-        monkeypatch.setattr(apply_module.secrets, "token_hex", lambda n: f"{next(tokens):032x}")
         monkeypatch.setattr(apply_module, "_now", lambda: "2026-01-01T00:00:00Z")
         runtime = FakeRuntime(outcomes={"sampler": "COMPLETED"})
         desired = load_desired_state(root, root / "manifests")

@@ -139,7 +139,7 @@ def test_flow_on_the_noisy_device(python: str, server: ServerHandle) -> None:
     assert out["jobs_total"] == 6  # this user's jobs only, not the other flow's
 
 
-def test_cancel_and_delete_a_queued_job(python: str, server: ServerHandle) -> None:
+def test_cancel_delete_and_session_cancel_of_queued_jobs(python: str, server: ServerHandle) -> None:
     with server.client("holder") as http:
         source = base64.b64encode(SLEEPER.encode()).decode()
         program = http.post(
@@ -166,4 +166,7 @@ def test_cancel_and_delete_a_queued_job(python: str, server: ServerHandle) -> No
         "listed": True,
         "after_delete": "RuntimeJobNotFound",
         "listed_after_delete": False,
+        "session_job_before": "QUEUED",
+        "session_job_after": "CANCELLED",
+        "session_status": "Closed",
     }

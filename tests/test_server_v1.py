@@ -175,12 +175,24 @@ def test_backends_as_the_current_client_reads_them(alice: httpx.Client) -> None:
         status = alice.get(f"/backends/{name}/status").json()
         assert status["state"] is True and status["status"] == "active"
         assert status["length_queue"] == 0
-        assert alice.get(f"/backends/{name}/properties").json() == {}
+        properties = alice.get(f"/backends/{name}/properties").json()
+        assert (properties == {}) is (name != "fake_noisy_5q")
     noisy = alice.get("/backends/fake_noisy_5q/configuration").json()
     by_name = {gate["name"]: gate for gate in noisy["gates"]}
     assert by_name["cx"]["coupling_map"] == noisy["coupling_map"]
     assert by_name["rz"]["parameters"] == ["θ"] or len(by_name["rz"]["parameters"]) == 1
     assert by_name["sx"]["coupling_map"] == [[q] for q in range(5)]
+    # the noisy device's calibration is the one it is simulated with (qiskit GenericBackendV2)
+    calibration = alice.get("/backends/fake_noisy_5q/properties").json()
+    assert calibration["backend_name"] == "fake_noisy_5q" and len(calibration["qubits"]) == 5
+    for qubit in calibration["qubits"]:
+        values = {nduv["name"]: nduv["value"] for nduv in qubit}
+        assert values["T1"] > 0 and values["T2"] > 0 and 0 < values["readout_error"] < 0.5
+    pairs = {tuple(g["qubits"]) for g in calibration["gates"] if g["gate"] == "cx"}
+    assert pairs == {tuple(edge) for edge in noisy["coupling_map"]}
+    cx01 = next(g for g in calibration["gates"] if g["name"] == "cx0_1")
+    assert 0 < {p["name"]: p["value"] for p in cx01["parameters"]}["gate_error"] < 0.1
+    assert_error(alice.get("/backends/nope/properties"), 404)
     assert_error(alice.get("/backends/nope/configuration"), 404)
     assert_error(alice.get("/backends/nope/status"), 404)
 

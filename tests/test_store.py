@@ -4,6 +4,9 @@ interim results, and survival across reopening (also by a second connection, as 
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -234,3 +237,70 @@ def test_unknown_schema_version_is_refused(db_path: Path) -> None:
     connection.close()
     with pytest.raises(RuntimeError, match="schema version 99"):
         Store(db_path)
+
+
+_RACER = """
+import sys
+from pathlib import Path
+from qrt_apply.engine.records import JobRecord, utc_now
+from qrt_apply.engine.store import Store
+
+path, name, count = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+store = Store(path)
+print("ready", flush=True)
+sys.stdin.readline()  # both processes start together
+won = 0
+for n in range(count):
+    tag = f"qrt-submit:{n:064x}"
+    job = JobRecord(
+        id=f"{name}-{n}", owner="u1", program_id="sampler", backend="aer_simulator",
+        status="QUEUED", created=utc_now(), cost=60, tags=(tag,),
+    )
+    won += store.insert_job(job, '{"n": %d}' % n, submit_tag=tag) is None
+store.close()
+print(won, flush=True)
+"""
+
+
+def test_a_submission_tag_makes_one_job_across_processes_sharing_the_database(
+    db_path: Path,
+) -> None:
+    """Two processes insert jobs for the same 150 submission tags at once, each through its own
+    connection: every tag ends up on exactly one job, and each process that lost a tag was
+    answered with the winner's job instead of writing its own."""
+    Store(db_path).close()
+    count = 150
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _RACER, str(db_path), name, str(count)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for name in ("one", "two")
+    ]
+    for racer in racers:
+        assert racer.stdout is not None and racer.stdout.readline() == "ready\n"
+    for racer in racers:
+        assert racer.stdin is not None
+        racer.stdin.write("go\n")
+        racer.stdin.flush()
+    won = [int(racer.communicate(timeout=120)[0]) for racer in racers]
+    assert [racer.returncode for racer in racers] == [0, 0]
+    assert sum(won) == count
+    check = Store(db_path)
+    jobs, total = check.list_jobs("u1", JobQuery(limit=None))
+    check.close()
+    assert total == count
+    per_tag = Counter(tag for job in jobs for tag in job.tags)
+    assert len(per_tag) == count and set(per_tag.values()) == {1}
+
+
+def test_insert_job_with_a_submission_tag_returns_the_job_that_has_it(store: Store) -> None:
+    tag = "qrt-submit:" + "a" * 64
+    assert store.insert_job(_job("j1", tags=("x", tag)), '{"n": 1}', submit_tag=tag) is None
+    again = store.insert_job(_job("j2", tags=(tag,)), '{"n": 2}', submit_tag=tag)
+    assert again is not None and again.id == "j1" and again.params == '{"n": 1}'
+    assert store.get_job("j2") is None
+    # Another owner's tag is another submission.
+    assert store.insert_job(_job("j3", owner="u2", tags=(tag,)), "{}", submit_tag=tag) is None

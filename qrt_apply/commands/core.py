@@ -144,10 +144,9 @@ def plan(
     )
     if out is not None:
         project.save_plan(result, out)
-    # The environment (qrt.yaml `environments`) is named in the markdown title and marker.
-    env = getattr(app, "env", None)
+    # The plan names its environment (qrt.yaml `environments`): text, JSON, markdown title and marker.
     color = app.color is not False
-    click.echo(render_plan(result, fmt, env=env, color=color), nl=False, color=app.color)
+    click.echo(render_plan(result, fmt, color=color), nl=False, color=app.color)
     if out is not None and fmt == "text":
         click.echo(f"\nSaved the plan to {out}; `qrt apply {out}` carries out exactly this plan.")
     return 2 if detailed_exitcode and result.has_changes else 0

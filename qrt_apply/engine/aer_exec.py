@@ -25,7 +25,7 @@ from qrt_apply.engine.circuits import bad_input
 
 __all__ = ["AerExecution", "RunSettings", "jsonable", "nested"]
 
-MAX_SHOTS = 100_000
+MAX_SHOTS = backends.MAX_SHOTS
 
 
 @dataclass(frozen=True)

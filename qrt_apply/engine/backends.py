@@ -11,7 +11,7 @@ fake_noisy_5q       5       yes   ``AerSimulator.from_backend(GenericBackendV2(5
 
 The width of the noiseless simulator is capped at 24 qubits (a 256 MiB statevector) so that one job
 cannot exhaust the machine; qiskit-aer itself would go to 30. Everything here is static data except
-:func:`make_backend`, the only function that imports qiskit.
+:func:`make_backend` and :func:`noisy_device`, the only functions that import qiskit.
 """
 
 from __future__ import annotations
@@ -24,14 +24,17 @@ from qrt_apply.runtime.base import BackendInfo
 __all__ = [
     "BACKEND_NAMES",
     "DEFAULT_BACKEND",
+    "MAX_SHOTS",
     "backend_info",
     "canonical_name",
     "configuration",
     "make_backend",
+    "noisy_device",
     "status",
 ]
 
 DEFAULT_BACKEND = "aer_simulator"
+MAX_SHOTS = 100_000  # shots one PUB may ask for, on every backend here
 _VERSION = "0.18.2"
 _ONLINE_DATE = "2023-01-01T00:00:00Z"
 _NOISY_SEED = 5
@@ -91,7 +94,13 @@ def _device(name: str) -> _Device:
 def backend_info(name: str) -> BackendInfo:
     """Summary of backend ``name``, reported under the name as given."""
     dev = _device(name)
-    return BackendInfo(name=name, num_qubits=dev.num_qubits, simulator=True, noisy=dev.noisy)
+    return BackendInfo(
+        name=name,
+        num_qubits=dev.num_qubits,
+        simulator=True,
+        noisy=dev.noisy,
+        max_shots=MAX_SHOTS,
+    )
 
 
 def configuration(name: str) -> dict[str, Any]:
@@ -113,7 +122,7 @@ def configuration(name: str) -> dict[str, Any]:
         "conditional": False,
         "open_pulse": False,
         "memory": True,
-        "max_shots": 100_000,
+        "max_shots": MAX_SHOTS,
         "max_experiments": 300,
         "coupling_map": coupling,
         "online_date": _ONLINE_DATE,
@@ -145,16 +154,20 @@ def make_backend(name: str) -> Any:
     """A fresh qiskit ``BackendV2`` (an ``AerSimulator``) to execute on for backend ``name``."""
     from qiskit_aer import AerSimulator
 
-    canonical = canonical_name(name)
-    dev = _DEVICES[canonical]
+    device = noisy_device(name)
+    return AerSimulator() if device is None else AerSimulator.from_backend(device)
+
+
+def noisy_device(name: str) -> Any:
+    """The qiskit device model whose noise backend ``name`` simulates (None if noiseless)."""
+    dev = _DEVICES[canonical_name(name)]
     if not dev.noisy:
-        return AerSimulator()
+        return None
     from qiskit.providers.fake_provider import GenericBackendV2
 
-    device = GenericBackendV2(
+    return GenericBackendV2(
         num_qubits=dev.num_qubits,
         basis_gates=[g for g in dev.basis_gates if g not in ("measure", "reset", "delay")],
         coupling_map=[list(edge) for edge in dev.coupling_map or ()],
         seed=_NOISY_SEED,
     )
-    return AerSimulator.from_backend(device)

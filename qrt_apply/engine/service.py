@@ -13,9 +13,8 @@ import math
 import re
 import secrets
 import string
-import threading
 from collections.abc import Mapping, Sequence
-from contextlib import nullcontext
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -86,6 +85,20 @@ def _job_info(job: JobRecord) -> JobInfo:
     )
 
 
+def _resent(job: JobRecord, program_id: str, params_text: str, tag: str) -> JobInfo:
+    """The answer to a submission whose tag ``job`` (read with its params) already carries: that
+    job, as its own submission was answered. The tag must come with the same program and inputs:
+    it names one submission, and answering another request with its job would hide the
+    difference (409)."""
+    same_params = job.params is not None and json.loads(job.params) == json.loads(params_text)
+    if job.program_id != program_id or not same_params:
+        raise ConflictError(
+            f"submission tag {tag} already names job {job.id}, submitted with another "
+            "program or other inputs"
+        )
+    return _job_info(replace(job, params=None))
+
+
 class RuntimeService:
     """The runtime API over ``store``; jobs are run by ``executor``."""
 
@@ -94,8 +107,6 @@ class RuntimeService:
         self.executor = executor
         # False for read-only users (``qrt plan``): looking at a job never starts running it.
         self.lazy_recovery = lazy_recovery
-        # Serialises the look-up of a submission tag with the insert of its job (see ``run``).
-        self._submit_lock = threading.Lock()
 
     # -- backends and programs -----------------------------------------------------------------
 
@@ -248,40 +259,46 @@ class RuntimeService:
             raise checks.bad(f"unknown log level {log_level!r}")
         tags = checks.tag_list(tags)
         submit_tag = next((t for t in tags if t.startswith(SUBMIT_TAG_PREFIX)), None)
-        # A submission tag names one submission: the same owner sending it again (a retry, a later
-        # apply, another checkout of the same commit) gets the job that carries it, never a second
-        # job. The lock makes look-up and insert one step for this process's callers.
-        with self._submit_lock if submit_tag else nullcontext():
-            existing = self.store.job_with_tag(owner, submit_tag) if submit_tag else None
+        if submit_tag is not None:  # the common re-send: answered before any session check
+            existing = self.store.job_with_tag(owner, submit_tag, with_params=True)
             if existing is not None:
-                return _job_info(existing)
-            job_id = "".join(secrets.choice(_JOB_ID_ALPHABET) for _ in range(20))
-            if start_session:
-                session_id = job_id
-            elif session_id is not None:
-                session = self.store.session(session_id)
-                if session is not None and session.owner != owner:
-                    raise NotFoundError(f"session {session_id} not found")
-                if session is not None and session.closed is not None:
-                    raise ConflictError(f"session {session_id} is closed")
-            record = JobRecord(
-                id=job_id,
-                owner=owner,
-                program_id=program_id,
-                backend=backend
-                or backends.DEFAULT_BACKEND,  # answered as given, executed canonicalised
-                status="QUEUED",
-                created=utc_now(),
-                cost=limit,
-                session_id=session_id,
-                tags=tags,
-                log_level=log_level.upper() if log_level else None,
-                runner=self.executor.runner,
-                runner_start=self.executor.runner_start,
-            )
-            self.store.insert_job(
-                record, params_text, new_session=start_session, session_time=session_time
-            )
+                return _resent(existing, program_id, params_text, submit_tag)
+        job_id = "".join(secrets.choice(_JOB_ID_ALPHABET) for _ in range(20))
+        if start_session:
+            session_id = job_id
+        elif session_id is not None:
+            session = self.store.session(session_id)
+            if session is not None and session.owner != owner:
+                raise NotFoundError(f"session {session_id} not found")
+            if session is not None and session.closed is not None:
+                raise ConflictError(f"session {session_id} is closed")
+        record = JobRecord(
+            id=job_id,
+            owner=owner,
+            program_id=program_id,
+            backend=backend or backends.DEFAULT_BACKEND,  # answered as given, run canonicalised
+            status="QUEUED",
+            created=utc_now(),
+            cost=limit,
+            session_id=session_id,
+            tags=tags,
+            log_level=log_level.upper() if log_level else None,
+            runner=self.executor.runner,
+            runner_start=self.executor.runner_start,
+        )
+        # A submission tag names one submission: the same owner sending it again (a retry, a later
+        # apply, another checkout of the same commit, through this process or another one on the
+        # same database) gets the job that carries it, never a second job. The store looks up and
+        # inserts in one transaction.
+        existing = self.store.insert_job(
+            record,
+            params_text,
+            new_session=start_session,
+            session_time=session_time,
+            submit_tag=submit_tag,
+        )
+        if existing is not None:  # sent at the same moment by someone else: theirs won
+            return _resent(existing, program_id, params_text, submit_tag or "")
         self.executor.submit(job_id)
         return _job_info(record)
 

@@ -62,6 +62,12 @@ _JOB_COLUMNS = (
     "cost, log_level, runner, runner_start, metrics"
 )
 
+# The oldest job of an owner that carries a tag (``columns`` filled in; args: owner, tag).
+_WITH_TAG = (
+    "SELECT {columns} FROM jobs WHERE owner = ? AND EXISTS "
+    "(SELECT 1 FROM json_each(jobs.tags) t WHERE t.value = ?) ORDER BY rowid LIMIT 1"
+)
+
 
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
@@ -264,9 +270,20 @@ class Store:
         *,
         new_session: bool = False,
         session_time: int | None = None,
-    ) -> None:
-        """Persist a new job; with ``new_session`` also its session (id ``job.session_id``)."""
+        submit_tag: str | None = None,
+    ) -> JobRecord | None:
+        """Persist a new job; with ``new_session`` also its session (id ``job.session_id``).
+        With ``submit_tag`` (an idempotency tag among the job's tags): if ``job.owner`` already
+        has a job carrying it, nothing is written and that job (with its params) is returned.
+        The look-up and the insert are one ``BEGIN IMMEDIATE`` transaction, which no other
+        writer of the database, in this process or another, can interleave with."""
         with self._tx() as db:
+            if submit_tag is not None:
+                row = db.execute(
+                    _WITH_TAG.format(columns=_JOB_COLUMNS + ", params"), (job.owner, submit_tag)
+                ).fetchone()
+                if row is not None:
+                    return _job(row)
             # A session id the runtime has not seen (made by another client) is adopted too.
             if new_session or (job.session_id and self.session(job.session_id) is None):
                 db.execute(
@@ -277,6 +294,7 @@ class Store:
             values.update(params=params, tags=json.dumps(list(job.tags)))
             values.update(metrics=json.dumps(job.metrics or {}))
             _insert(db, "jobs", values)
+        return None
 
     def get_job(self, job_id: str, *, with_params: bool = False) -> JobRecord | None:
         columns = _JOB_COLUMNS + (", params" if with_params else "")
@@ -330,14 +348,11 @@ class Store:
             ).fetchall()
         return [_job(r) for r in rows], total
 
-    def job_with_tag(self, owner: str, tag: str) -> JobRecord | None:
+    def job_with_tag(self, owner: str, tag: str, *, with_params: bool = False) -> JobRecord | None:
         """``owner``'s oldest job carrying ``tag`` (None if none does): the job an idempotency tag
         names, so a second submission with it can be answered with the first job."""
-        row = self._one(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE owner = ? AND EXISTS "
-            "(SELECT 1 FROM json_each(jobs.tags) t WHERE t.value = ?) ORDER BY rowid LIMIT 1",
-            (owner, tag),
-        )
+        columns = _JOB_COLUMNS + (", params" if with_params else "")
+        row = self._one(_WITH_TAG.format(columns=columns), (owner, tag))
         return None if row is None else _job(row)
 
     def unfinished_jobs(self) -> list[JobRecord]:

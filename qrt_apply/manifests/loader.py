@@ -10,11 +10,9 @@ job inputs against the program's ``spec.parameters``. The first problem found is
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
-from functools import cache
-from importlib import resources
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +24,7 @@ from qrt_apply.manifests.inputs import (
 )
 from qrt_apply.manifests.matrix import expand_matrix, substitute, unresolved_variables
 from qrt_apply.manifests.moved import moves_from
+from qrt_apply.manifests.pubs import CheckCache, check_primitive_inputs
 from qrt_apply.manifests.resolve import read_bounded, read_repository_file, resolve_files
 from qrt_apply.manifests.yamldocs import Document, YamlLimits, load_documents
 from qrt_apply.model import (
@@ -38,29 +37,20 @@ from qrt_apply.model import (
     ProgramSpec,
 )
 from qrt_apply.project import Limits, load_project
+from qrt_apply.schema import load_schema, schema_validator
 
 __all__ = ["find_manifest_files", "load_desired_state", "schema_for"]
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-_KINDS = {
-    "Program": "program.schema.json",
-    "JobBatch": "jobbatch.schema.json",
-    "Moved": "moved.schema.json",
-}
+_KINDS = {"Program": "program", "JobBatch": "jobbatch", "Moved": "moved"}
 
 
-@cache
 def schema_for(kind: str) -> dict[str, Any]:
-    text = resources.files("qrt_apply").joinpath("schemas", _KINDS[kind]).read_text("utf-8")
-    schema: dict[str, Any] = json.loads(text)
-    return schema
+    return load_schema(_KINDS[kind])
 
 
-@cache
 def _schema_validator(kind: str) -> Any:
-    import jsonschema
-
-    return jsonschema.Draft202012Validator(schema_for(kind))
+    return schema_validator(_KINDS[kind])
 
 
 def find_manifest_files(manifests_dir: Path) -> list[Path]:
@@ -169,16 +159,31 @@ class _Budget:
     """What one load shares across batches: the limits, the jobs made so far, the files read
     and the validators built (one per program)."""
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, checks: CheckCache) -> None:
         self.limits = limits
+        self.checks = checks
         self.jobs = 0
         self.files: dict[Path, tuple[str, str]] = {}
         self.validators: dict[str, Any] = {}
+        self._names: dict[str, str] = {}
+
+    def file_names(self, root: Path) -> dict[str, str]:
+        """The text of every ``$file`` read so far -> its repository path, for messages."""
+        if len(self._names) != len(self.files):
+            self._names = {
+                text: path.relative_to(root).as_posix() for path, (text, _) in self.files.items()
+            }
+        return self._names
 
     def validator(self, program: ProgramSpec) -> Any:
         if program.name not in self.validators:
             self.validators[program.name] = program_validator(program)
         return self.validators[program.name]
+
+
+def _input_line(doc: Document, index: int, path: tuple[str | int, ...]) -> int:
+    """The line of ``path`` inside the inputs of job entry ``index``."""
+    return doc.line_of(("jobs", index, "inputs", *path))
 
 
 def _batch(
@@ -276,6 +281,17 @@ def _batch(
                 )
             elif ref.kind == "builtin":
                 check_builtin_inputs(ref.value, job_inputs, manifest=doc.path, line=line, job=name)
+                check_primitive_inputs(
+                    ref.value,
+                    job_inputs,
+                    job_options,
+                    manifest=doc.path,
+                    job=name,
+                    line=line,
+                    locate=partial(_input_line, doc, index),
+                    file_names=budget.file_names(root),
+                    cache=budget.checks,
+                )
             jobs.append(
                 JobSpec(
                     batch=data["name"],
@@ -313,12 +329,14 @@ def load_desired_state(
 ) -> DesiredState:
     """Read, validate and resolve every manifest under ``manifests_dir``.
 
-    ``limits`` default to those of ``root``'s qrt.yaml (the commands pass only the paths)."""
+    ``limits`` default to those of ``root``'s qrt.yaml (the commands pass only the paths). What
+    passed the deep input checks is remembered in the project's ``.qrt/checked.json``."""
     root = root.resolve()
+    project = load_project(root)
     if limits is None:
-        limits = load_project(root).limits
+        limits = project.limits
     yaml_limits = YamlLimits(max_depth=limits.max_depth, max_nodes=limits.max_yaml_nodes)
-    budget = _Budget(limits)
+    budget = _Budget(limits, CheckCache(project.state_dir / "checked.json"))
     documents: list[tuple[Document, Path]] = []
     for file in find_manifest_files(manifests_dir):
         rel = (
@@ -358,8 +376,10 @@ def load_desired_state(
         if doc.data["kind"] == "JobBatch":
             batches[doc.data["name"]] = _batch(doc, root, file, programs, budget)
     moved = [doc for doc, _ in documents if doc.data["kind"] == "Moved"]
+    moves = moves_from(moved, programs, batches)
+    budget.checks.save()  # only once everything passed
     return DesiredState(
         programs=dict(sorted(programs.items())),
         batches=dict(sorted(batches.items())),
-        moves=moves_from(moved, programs, batches),
+        moves=moves,
     )

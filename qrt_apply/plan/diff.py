@@ -279,6 +279,7 @@ def make_plan(
     replace: Collection[str] = (),
     lock_digest: str = "",
     target: Mapping[str, Any] | None = None,
+    environment: str | None = None,
 ) -> Plan:
     moves: list[Action] = []
     if desired.moves:
@@ -301,6 +302,11 @@ def make_plan(
                     job.manifest,
                     job.line,
                 )
+        if observed.backend_info:
+            # Widths and limits of the backends, now that the runtime has described them.
+            from qrt_apply.manifests.pubs import check_backends
+
+            check_backends(desired.jobs(), observed.backend_info)
 
     actions: list[Action] = []
     drift: list[str] = []
@@ -357,4 +363,5 @@ def make_plan(
         refreshed=observed is not None,
         lock_digest=lock_digest,
         target=dict(target or {}),
+        environment=environment,
     )

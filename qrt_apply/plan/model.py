@@ -69,6 +69,7 @@ class Plan:
     refreshed: bool = True
     lock_digest: str = ""
     target: dict[str, Any] = field(default_factory=dict)
+    environment: str | None = None  # the qrt.yaml environment it was made for, if any
 
     @property
     def has_changes(self) -> bool:
@@ -90,6 +91,7 @@ class Plan:
             "refreshed": self.refreshed,
             "lock_digest": self.lock_digest,
             "target": self.target,
+            "environment": self.environment,
             "summary": self.counts(),
             "has_changes": self.has_changes,
         }

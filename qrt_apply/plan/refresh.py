@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from qrt_apply.errors import NotFoundError
-from qrt_apply.runtime.base import JobInfo, ProgramInfo, Runtime
+from qrt_apply.runtime.base import BackendInfo, JobInfo, ProgramInfo, Runtime
 
 __all__ = ["Observed", "observe", "poll_jobs"]
 
@@ -38,6 +38,7 @@ class Observed:
     jobs: Mapping[str, JobInfo | None] = field(default_factory=dict)  # by id; None: forgotten
     tagged: Mapping[str, JobInfo] = field(default_factory=dict)  # submission tag -> job
     backends: tuple[str, ...] | None = None
+    backend_info: Mapping[str, BackendInfo] = field(default_factory=dict)  # by name
 
 
 def _program(runtime: Runtime, program_id: str) -> ProgramInfo | None:
@@ -150,11 +151,12 @@ def observe(
                 owned.setdefault(read.name, read.id)
         observed_jobs = poll_jobs(runtime, sorted(job_ids), pool=pool)
         found = _each(pool, lambda t: _tagged(runtime, t), tags)
-        backend_names = tuple(sorted(b.name for b in backends.result()))
+        backend_info = {b.name: b for b in backends.result()}
     return Observed(
         programs=programs,
         names=owned,
         jobs=observed_jobs,
         tagged={tag: job for tag, job in found.items() if job is not None},
-        backends=backend_names,
+        backends=tuple(sorted(backend_info)),
+        backend_info=backend_info,
     )

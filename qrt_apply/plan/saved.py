@@ -61,6 +61,7 @@ def plan_from_json(data: dict[str, Any]) -> Plan:
         refreshed=bool(data.get("refreshed", True)),
         lock_digest=data.get("lock_digest", ""),
         target=dict(data.get("target") or {}),
+        environment=data.get("environment"),
     )
 
 

@@ -113,11 +113,11 @@ def render_plan(
     """``plan`` as ``text``, ``json`` or ``markdown``; ``env`` names the environment planned for
     (markdown: in the title and the hidden marker that lets a bot update its earlier comment);
     ``color`` styles the text view's symbols (the caller decides: a terminal, and neither
-    ``NO_COLOR`` nor ``--no-color``)."""
+    ``NO_COLOR`` nor ``--no-color``). ``env`` defaults to the one the plan was made for."""
+    env = env or plan.environment
     if fmt == "json":
         body = plan.to_json()
-        if env:
-            body["environment"] = env
+        body["environment"] = env
         return json.dumps(body, sort_keys=True, indent=2) + "\n"
     if fmt == "markdown":
         return render_markdown(

@@ -95,6 +95,9 @@ class BackendInfo:
     simulator: bool = True
     noisy: bool = False
     operational: bool = True
+    # The most shots one PUB may ask for, where the runtime enforces it (qrt's do); None where it
+    # does not say (IBM's configuration has a max_shots it documents as no longer enforced).
+    max_shots: int | None = None
 
 
 @runtime_checkable

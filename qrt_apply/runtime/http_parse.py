@@ -97,4 +97,11 @@ def parse_backend(name: str, config: Any, status: Any) -> BackendInfo:
         simulator=simulator,
         noisy=bool(config.get("noisy", not simulator)),
         operational=bool(status.get("state", True)),
+        # qrt serve (which adds "noisy") enforces its max_shots; IBM documents its own as no
+        # longer enforced, so it is not taken as a limit.
+        max_shots=_positive(config.get("max_shots")) if "noisy" in config else None,
     )
+
+
+def _positive(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None

@@ -177,10 +177,26 @@ def choose_target(
     environ: Mapping[str, str] | None = None,
     account_file: str | os.PathLike[str] | None = None,
     need_token: bool = True,
+    state_dir: Path | None = None,
 ) -> Choice:
     """Apply the rules of the module docstring. ``config`` is the parsed ``qrt.yaml``; None reads
     ``project_dir / "qrt.yaml"`` if it exists. Opens nothing, sends nothing. With ``need_token``
-    False a qrt.yaml target with no token available still answers (``account`` None)."""
+    False a qrt.yaml target with no token available still answers (``account`` None).
+    ``state_dir`` is where the embedded runtime keeps its state (default ``.qrt``)."""
+    choice = _choose(project_dir, account, config, environ, account_file, need_token)
+    if choice.embedded and state_dir is not None:
+        return Choice(_embedded_target(project_dir, state_dir), None, choice.source)
+    return choice
+
+
+def _choose(
+    project_dir: Path,
+    account: str | None,
+    config: Mapping[str, Any] | None,
+    environ: Mapping[str, str] | None,
+    account_file: str | os.PathLike[str] | None,
+    need_token: bool,
+) -> Choice:
     env = os.environ if environ is None else environ
     if account:
         return _http(
@@ -198,20 +214,21 @@ def choose_target(
 
 
 def _read_config(project_dir: Path) -> Mapping[str, Any]:
-    path = project_dir / "qrt.yaml"
-    if not path.is_file():
-        return {}
-    import yaml
+    from qrt_apply.project import load_project  # the one reader of qrt.yaml
 
+    return load_project(project_dir).config
+
+
+def _embedded_target(project_dir: Path, state_dir: Path | None) -> Target:
+    """The embedded runtime's target: its state directory, relative to the project (``.qrt``, or
+    ``.qrt/env/NAME`` for an environment), so lockfiles of two environments never mix."""
+    if state_dir is None:
+        return EMBEDDED_TARGET
     try:
-        loaded = yaml.safe_load(path.read_text("utf-8"))
-    except yaml.YAMLError:
-        raise ConfigError("qrt.yaml: invalid YAML") from None
-    if loaded is None:
-        return {}
-    if not isinstance(loaded, Mapping):
-        raise ConfigError("qrt.yaml: must be a mapping")
-    return loaded
+        shown = state_dir.resolve().relative_to(project_dir.resolve()).as_posix()
+    except ValueError:
+        shown = state_dir.name
+    return Target(channel="embedded", url=shown, instance=None)
 
 
 def describe_target(
@@ -221,6 +238,7 @@ def describe_target(
     config: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
     account_file: str | os.PathLike[str] | None = None,
+    state_dir: Path | None = None,
 ) -> Target:
     """The target :func:`open_runtime` would use, without opening it (nor needing a token)."""
     return choose_target(
@@ -230,6 +248,7 @@ def describe_target(
         environ=environ,
         account_file=account_file,
         need_token=False,
+        state_dir=state_dir,
     ).target
 
 
@@ -241,18 +260,27 @@ def open_runtime(
     environ: Mapping[str, str] | None = None,
     account_file: str | os.PathLike[str] | None = None,
     read_only: bool = False,
+    state_dir: Path | None = None,
 ) -> Runtime:
     """The runtime for this project (see the module docstring). The HTTP client logs in lazily,
-    on its first call; the embedded runtime keeps its state in ``project_dir / ".qrt"``.
+    on its first call; the embedded runtime keeps its state in ``state_dir`` (default
+    ``project_dir / ".qrt"``; an environment's is ``.qrt/env/NAME``).
     ``read_only`` (for ``qrt plan``) keeps the embedded runtime from running handed-over jobs."""
     choice = choose_target(
-        project_dir, account=account, config=config, environ=environ, account_file=account_file
+        project_dir,
+        account=account,
+        config=config,
+        environ=environ,
+        account_file=account_file,
+        state_dir=state_dir,
     )
     if choice.embedded or choice.account is None:
         from qrt_apply.runtime.embedded import EmbeddedRuntime
 
         runtime: Runtime = EmbeddedRuntime(
-            project_dir / ".qrt", display_url=".qrt", read_only=read_only
+            state_dir if state_dir is not None else project_dir / ".qrt",
+            display_url=choice.target.url,
+            read_only=read_only,
         )
         return runtime
     if choice.account.channel in PLATFORM_CHANNELS:

@@ -9,7 +9,9 @@ Shapes from ``shared/reference/iqp-rest-api.md``:
 * ``GET /backends/{name}/configuration``: IBM's configuration with ``simulator: false`` (so that
   ``Session`` and ``Batch`` open real sessions) and one ``gates`` entry per basis gate with its
   ``parameters``, ``qasm_def`` and per-gate ``coupling_map`` (the client builds its Target from
-  these, not from the top-level ``coupling_map``). ``properties`` answers ``{}`` (none).
+  these, not from the top-level ``coupling_map``). ``properties`` of the noisy device are the
+  calibration it is simulated with (the client's transpiler then sees its real error rates); a
+  noiseless simulator has none (``{}``).
 * ``POST /sessions {"mode", "backend", "instance"?, "max_ttl"?}`` -> the session object;
   ``PATCH /sessions/{id} {"accepting_jobs": false}`` closes it (204); ``DELETE
   /sessions/{id}/close`` closes it and cancels its unfinished jobs (204).
@@ -42,12 +44,13 @@ from qrt_apply.server.wire import (
     read_json,
 )
 
-__all__ = ["V1_ROUTES", "ibm_configuration", "v1_user"]
+__all__ = ["V1_ROUTES", "ibm_configuration", "ibm_properties", "v1_user"]
 
 _DEVICE_OBJECTS_SINCE = "2025-05-01"  # IBM-API-Version from which /backends lists objects
 _SESSION_MODES = ("batch", "dedicated")
 _DEFAULT_TTL = 28800  # seconds: IBM's max_ttl when the client gives none
 _NOT_GATES = ("measure", "reset", "delay")
+_PROPERTIES_DATE = "2023-01-01T00:00:00Z"  # the devices' calibration never changes
 
 
 async def v1_user(request: Request) -> str:
@@ -144,6 +147,65 @@ async def backend_status(request: Request) -> Response:
     status = dict(backends.status(name))
     status["message"] = "available"
     return JSONResponse(status)
+
+
+def _nduv(name: str, unit: str, value: float) -> dict[str, Any]:
+    return {"date": _PROPERTIES_DATE, "name": name, "unit": unit, "value": value}
+
+
+@functools.cache
+def ibm_properties(name: str) -> dict[str, Any]:
+    """Backend ``name``'s calibration in IBM's properties form: for a noisy device the very error
+    rates, durations, T1/T2 and frequencies it is simulated with; ``{}`` (none) for a noiseless
+    simulator."""
+    device = backends.noisy_device(name)
+    if device is None:
+        return {}
+    target = device.target
+    qubits = []
+    for q, props in enumerate(target.qubit_properties or []):
+        readout = target["measure"][(q,)]
+        qubits.append(
+            [
+                _nduv("T1", "us", props.t1 * 1e6),
+                _nduv("T2", "us", props.t2 * 1e6),
+                _nduv("frequency", "GHz", props.frequency / 1e9),
+                _nduv("readout_error", "", readout.error),
+                _nduv("readout_length", "ns", readout.duration * 1e9),
+            ]
+        )
+    gates = []
+    for gate in target.operation_names:
+        if gate in _NOT_GATES:
+            continue
+        for qargs, props in target[gate].items():
+            if qargs is None or props is None:
+                continue
+            gates.append(
+                {
+                    "qubits": list(qargs),
+                    "gate": gate,
+                    "name": gate + "_".join(str(q) for q in qargs),
+                    "parameters": [
+                        _nduv("gate_error", "", props.error or 0.0),
+                        _nduv("gate_length", "ns", (props.duration or 0.0) * 1e9),
+                    ],
+                }
+            )
+    return {
+        "backend_name": name,
+        "backend_version": ibm_configuration(name)["backend_version"],
+        "last_update_date": _PROPERTIES_DATE,
+        "qubits": qubits,
+        "gates": gates,
+        "general": [],
+    }
+
+
+async def backend_properties(request: Request) -> Response:
+    await v1_user(request)
+    name = _known(request.path_params["name"])
+    return JSONResponse(await call(ibm_properties, name))
 
 
 async def backend_empty(request: Request) -> Response:
@@ -252,7 +314,7 @@ V1_ROUTES = [
     Route("/backends", list_backends, methods=["GET"]),
     Route("/backends/{name}/configuration", backend_configuration, methods=["GET"]),
     Route("/backends/{name}/status", backend_status, methods=["GET"]),
-    Route("/backends/{name}/properties", backend_empty, methods=["GET"]),
+    Route("/backends/{name}/properties", backend_properties, methods=["GET"]),
     Route("/backends/{name}/defaults", backend_empty, methods=["GET"]),
     Route("/instances/usage", instance_usage, methods=["GET"]),
     Route("/sessions", create_session, methods=["POST"]),

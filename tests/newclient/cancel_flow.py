@@ -1,5 +1,6 @@
-"""The current client's ``job.cancel()`` and ``service.delete_job()`` against a ``qrt serve`` whose
-only worker the test keeps busy, so the job submitted here is certainly still queued.
+"""The current client's ``job.cancel()``, ``service.delete_job()`` and ``session.cancel()`` against
+a ``qrt serve`` whose only worker the test keeps busy, so the jobs submitted here are certainly
+still queued.
 
     .venv-newclient/bin/python tests/newclient/cancel_flow.py http://127.0.0.1:PORT TOKEN CRN BACKEND
 
@@ -11,7 +12,7 @@ import sys
 
 from qiskit import QuantumCircuit
 from qiskit.transpiler import generate_preset_pass_manager
-from qiskit_ibm_runtime import QiskitRuntimeService, SamplerV2
+from qiskit_ibm_runtime import QiskitRuntimeService, SamplerV2, Session
 from qiskit_ibm_runtime.exceptions import RuntimeInvalidStateError, RuntimeJobNotFound
 
 
@@ -41,6 +42,13 @@ def main(base: str, token: str, crn: str, backend_name: str) -> dict:
     except RuntimeJobNotFound:
         out["after_delete"] = "RuntimeJobNotFound"
     out["listed_after_delete"] = job.job_id() in [j.job_id() for j in service.jobs(limit=None)]
+
+    session = Session(backend=backend)
+    queued = SamplerV2(mode=session).run([isa], shots=10)
+    out["session_job_before"] = queued.status()
+    session.cancel()  # closes the session and cancels its queued jobs
+    out["session_job_after"] = queued.status()
+    out["session_status"] = session.status()
     return out
 
 
