@@ -59,6 +59,7 @@ __all__ = [
 ]
 
 PathLike = str | os.PathLike[str]
+_PLANS_KEPT = 16  # the most recent plans of a Project that apply() still accepts
 
 
 class Interrupted(KeyboardInterrupt):
@@ -187,8 +188,9 @@ def _check_addresses(desired: DesiredState, lock: Lockfile, addresses: Sequence[
 
 
 def _refuse_programs(desired: DesiredState, channel: str, targets: Sequence[str]) -> None:
-    """On IBM Quantum Platform, the Program documents (and batches running them) among the planned
-    addresses are an error naming the first one's file and line; nothing has been sent yet."""
+    """On IBM Quantum Platform, the Program documents (and batches running them, or naming no
+    backend) among the planned addresses are an error naming the first one's file and line;
+    nothing has been sent yet."""
     from qrt_apply.plan.diff import select_addresses
     from qrt_apply.runtime.accounts import PLATFORM_CHANNELS
 
@@ -204,11 +206,18 @@ def _refuse_programs(desired: DesiredState, channel: str, targets: Sequence[str]
         if selected is None or program.address in selected:
             raise ManifestError(f"Program {program.name!r}: {why}", program.manifest, program.line)
     for batch in desired.batches.values():
-        if batch.program.kind == "builtin":
+        if selected is not None and not any(job.address in selected for job in batch.jobs):
             continue
-        if selected is None or any(job.address in selected for job in batch.jobs):
+        if batch.program.kind != "builtin":
             raise ManifestError(
                 f"JobBatch {batch.name!r} runs {batch.program.describe()}: {why}",
+                batch.manifest,
+                batch.line,
+            )
+        if not batch.backend:
+            raise ManifestError(
+                f"JobBatch {batch.name!r} needs a backend: on IBM Quantum Platform every job "
+                "names the device it runs on",
                 batch.manifest,
                 batch.line,
             )
@@ -338,6 +347,8 @@ class Project:
             lock_only=lock_only,
         )
         self._plans[id(plan)] = (plan, desired_digest(desired), lock_only)
+        while len(self._plans) > _PLANS_KEPT:  # a long-lived Project plans again and again
+            del self._plans[next(iter(self._plans))]
         return plan
 
     def save_plan(self, plan: Plan, path: PathLike) -> None:

@@ -158,3 +158,17 @@ def test_qrt_yaml_errors_name_the_line(tmp_path: Path, text: str, message: str) 
     with pytest.raises(ConfigError) as caught:
         load_project(tmp_path)
     assert str(caught.value).startswith(message), str(caught.value)
+
+
+def test_python_api_loads_an_environment(tmp_path: Path) -> None:
+    import qrt_apply
+
+    root = small_project(tmp_path)
+    write(root, "qrt.yaml", ENVIRONMENTS)
+    with qrt_apply.Project.load(root, env="prod") as project:
+        assert project.settings.environment == "prod"
+        assert project.settings.lockfile == root.resolve() / "deploy/prod.lock"
+        plan = project.plan(lock_only=True)
+        assert plan.environment == "prod"
+    with pytest.raises(ConfigError, match=r"unknown environment 'qa' \(known: dev, prod\)"):
+        qrt_apply.Project.load(root, env="qa")

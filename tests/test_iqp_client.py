@@ -785,3 +785,42 @@ def test_public_surfaces_and_no_qiskit_on_the_plan_path() -> None:
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_plan_refuses_a_batch_without_backend(platform: Platform, tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    write(root, "circuits/bell.qasm", BELL)
+    write(
+        root,
+        "manifests/b.yaml",
+        """
+        apiVersion: qrt/v1
+        kind: JobBatch
+        name: nowhere
+        program: sampler
+        jobs:
+          - name: bell
+            inputs: {pubs: [{circuit: {$file: ../circuits/bell.qasm}}]}
+        """,
+    )
+    result = run_cli(root, platform.runtime(), "plan")
+    assert result.exit_code == 1
+    assert "manifests/b.yaml:1: JobBatch 'nowhere' needs a backend" in result.output
+    assert platform.router.calls.call_count == 0
+
+
+def test_backends_from_the_listing_alone_when_it_has_qubits(platform: Platform) -> None:
+    listing = {
+        "devices": [
+            {"name": "ibm_a", "qubits": 156, "status": {"name": "online", "reason": "available"}},
+            {"name": "ibm_b", "qubits": 133, "status": {"name": "paused", "reason": "calibrating"}},
+        ]
+    }
+    platform.router.get(f"{API}/backends").respond(json=listing)
+    found = platform.runtime().backends()
+    assert [(b.name, b.num_qubits, b.operational, b.simulator) for b in found] == [
+        ("ibm_a", 156, True, False),
+        ("ibm_b", 133, False, False),
+    ]
+    assert [str(c.request.url) for c in platform.router.calls][-1] == f"{API}/backends"
+    assert len(platform.router.calls) == 2  # the token, then the listing: no per-device calls

@@ -24,8 +24,8 @@ It is an :class:`~qrt_apply.runtime.http.HttpRuntime` (same wire, retries, pagin
 * **results** turned into the lockfile's form from either encoding (``iqp_pubs.canonical_result``);
   a failed job's result text is returned as it is. Primitives publish no interim results, so
   ``job_interim_results`` is always empty and asks nothing;
-* **backends** from ``GET /backends`` (names or ``{"name": ...}`` objects) with each one's
-  ``/configuration`` and ``/status``.
+* **backends** from ``GET /backends``: one call when its entries carry ``qubits`` (and
+  ``status.name``, ``online`` when operational), else each one's ``/configuration`` and ``/status``.
 """
 
 from __future__ import annotations
@@ -76,6 +76,26 @@ def _parse_iqp_job(data: Any) -> JobInfo:
         session_id=info.session_id,
         tags=info.tags,
         params=info.params,
+    )
+
+
+def _listed_backend(device: Any) -> BackendInfo | None:
+    """A backend from its ``/backends`` entry alone, when that says how many qubits it has (the
+    0.45+ listing: ``name``, ``qubits``, ``status.name``); None for a bare name. Every device of the
+    platform is a device, not a simulator."""
+    if not isinstance(device, Mapping):
+        return None
+    qubits = device.get("qubits", device.get("physical_qubits"))
+    if isinstance(qubits, bool) or not isinstance(qubits, int):
+        return None
+    status = device.get("status")
+    state = status.get("name") if isinstance(status, Mapping) else None
+    return BackendInfo(
+        name=str(device["name"]),
+        num_qubits=qubits,
+        simulator=False,
+        noisy=True,
+        operational=state is None or str(state).lower() in ("online", "active"),
     )
 
 
@@ -166,6 +186,10 @@ class IqpRuntime(HttpRuntime):
         for device in devices or []:
             name = device.get("name") if isinstance(device, Mapping) else device
             if not name:
+                continue
+            listed = _listed_backend(device)
+            if listed is not None:
+                infos.append(listed)
                 continue
             config = self._configuration(str(name))
             try:
