@@ -46,6 +46,8 @@ from qrt_apply.runtime.base import Runtime
 
 if TYPE_CHECKING:
     from qrt_apply.apply import ApplyReport
+    from qrt_apply.results.report import Comparisons
+    from qrt_apply.results.sweep import Sweep
 
 __all__ = [
     "ApplyResult",
@@ -57,6 +59,7 @@ __all__ = [
 ]
 
 PathLike = str | os.PathLike[str]
+_PLANS_KEPT = 16  # the most recent plans of a Project that apply() still accepts
 
 
 class Interrupted(KeyboardInterrupt):
@@ -100,6 +103,8 @@ class ApplyResult:
     finished: Mapping[str, str] = field(default_factory=dict)  # job address -> final status
     pending: tuple[str, ...] = ()  # submitted and not waited for (``wait=False``)
     elapsed: float = 0.0  # seconds from taking the apply lock to writing qrt.lock
+    # rerun job address -> its result's drift from the previous run (``results/drift.py``)
+    drift: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def failed(self) -> tuple[str, ...]:
@@ -120,6 +125,7 @@ class ApplyResult:
             "failed": list(self.failed),
             "pending": list(self.pending),
             "elapsed_seconds": round(self.elapsed, 3),
+            "drift": {a: dict(d) for a, d in sorted(self.drift.items())},
         }
 
 
@@ -131,6 +137,7 @@ class RefreshResult:
     finished: Mapping[str, str] = field(default_factory=dict)  # job address -> final status
     running: tuple[str, ...] = ()  # still running when it returned (``wait=False``)
     elapsed: float = 0.0
+    drift: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # as ApplyResult's
 
     @property
     def failed(self) -> tuple[str, ...]:
@@ -144,6 +151,7 @@ class RefreshResult:
             "failed": list(self.failed),
             "running": list(self.running),
             "elapsed_seconds": round(self.elapsed, 3),
+            "drift": {a: dict(d) for a, d in sorted(self.drift.items())},
         }
 
 
@@ -180,8 +188,9 @@ def _check_addresses(desired: DesiredState, lock: Lockfile, addresses: Sequence[
 
 
 def _refuse_programs(desired: DesiredState, channel: str, targets: Sequence[str]) -> None:
-    """On IBM Quantum Platform, the Program documents (and batches running them) among the planned
-    addresses are an error naming the first one's file and line; nothing has been sent yet."""
+    """On IBM Quantum Platform, the Program documents (and batches running them, or naming no
+    backend) among the planned addresses are an error naming the first one's file and line;
+    nothing has been sent yet."""
     from qrt_apply.plan.diff import select_addresses
     from qrt_apply.runtime.accounts import PLATFORM_CHANNELS
 
@@ -197,11 +206,18 @@ def _refuse_programs(desired: DesiredState, channel: str, targets: Sequence[str]
         if selected is None or program.address in selected:
             raise ManifestError(f"Program {program.name!r}: {why}", program.manifest, program.line)
     for batch in desired.batches.values():
-        if batch.program.kind == "builtin":
+        if selected is not None and not any(job.address in selected for job in batch.jobs):
             continue
-        if selected is None or any(job.address in selected for job in batch.jobs):
+        if batch.program.kind != "builtin":
             raise ManifestError(
                 f"JobBatch {batch.name!r} runs {batch.program.describe()}: {why}",
+                batch.manifest,
+                batch.line,
+            )
+        if not batch.backend:
+            raise ManifestError(
+                f"JobBatch {batch.name!r} needs a backend: on IBM Quantum Platform every job "
+                "names the device it runs on",
                 batch.manifest,
                 batch.line,
             )
@@ -331,6 +347,8 @@ class Project:
             lock_only=lock_only,
         )
         self._plans[id(plan)] = (plan, desired_digest(desired), lock_only)
+        while len(self._plans) > _PLANS_KEPT:  # a long-lived Project plans again and again
+            del self._plans[next(iter(self._plans))]
         return plan
 
     def save_plan(self, plan: Plan, path: PathLike) -> None:
@@ -390,6 +408,7 @@ class Project:
             finished=dict(report.finished),
             pending=tuple(report.pending),
             elapsed=time.monotonic() - started,
+            drift=dict(report.drift),
         )
 
     def refresh(
@@ -439,22 +458,31 @@ class Project:
             finished=dict(report.finished),
             running=tuple(running),
             elapsed=time.monotonic() - started,
+            drift=dict(report.drift),
         )
 
     def results(self, address: str) -> JobResult:
-        """The recorded result of the completed job ``address`` (``job.BATCH/JOB``); a job that
-        did not complete is a :class:`~qrt_apply.errors.ConfigError` carrying its error text."""
-        lock = self.lockfile()
-        record = lock.job(address)
-        if record is None:
-            raise ConfigError(f"{address} is not a job in {lock.path.name}")
-        if record.get("status") != "COMPLETED":
-            raise ConfigError(
-                f"{address} has no result: status {record.get('status')}"
-                + (f"\n{record['error']}" if record.get("error") else "")
-            )
+        """The recorded result of the completed job ``address`` (``job.BATCH/JOB``) as readable
+        JSON; a job that did not complete is a :class:`~qrt_apply.errors.ConfigError` carrying its
+        error text."""
+        from qrt_apply.results.report import completed_result
+
+        record, result = completed_result(self.lockfile(), address)
         interim = tuple(record.get("interim_results") or ())
-        return JobResult(address, record, lock.load_result(record), interim)
+        return JobResult(address, record, result, interim)
+
+    def sweep(self, batch: str) -> Sweep:
+        """The completed jobs of ``batch.NAME`` against its matrix variable (``results/sweep.py``)."""
+        from qrt_apply.results.report import batch_sweep
+
+        return batch_sweep(self.lockfile(), batch)
+
+    def compare(self, address: str) -> Comparisons:
+        """Each completed job of ``address`` (a job, or every job of ``batch.NAME``) against its
+        previous completed run, with the tolerance the batch sets in the manifests."""
+        from qrt_apply.results.report import compare_all
+
+        return compare_all(self.lockfile(), self.desired(), address)
 
     def move(self, source: str, dest: str) -> list[tuple[str, str]]:
         """Rename entries of qrt.lock (``qrt mv``): ``program.A`` to ``program.B``, ``batch.A`` to

@@ -13,7 +13,6 @@ the runtime call); the other steps may be lost by a machine crash, as the next p
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -27,10 +26,13 @@ from qrt_apply.failures import failure_reason, scrub_error
 from qrt_apply.lockfile import Lockfile, push_history
 from qrt_apply.model import DesiredState, JobSpec, ProgramSpec, submission_tag
 from qrt_apply.moves import rename_steps
-from qrt_apply.plan.diff import job_digest_parts
+from qrt_apply.plan.jobdiff import job_definition
 from qrt_apply.plan.model import Action, Plan
 from qrt_apply.plan.refresh import poll_jobs
 from qrt_apply.render.console import Console
+from qrt_apply.results.canonical import readable_text
+from qrt_apply.results.drift import compare_results, drift_words, tolerance_of
+from qrt_apply.results.report import previous_completed
 from qrt_apply.runtime.base import FINAL_STATUSES, SUBMIT_TAG_PREFIX, JobInfo, Runtime
 
 __all__ = ["ApplyReport", "Applier"]
@@ -47,6 +49,7 @@ class ApplyReport:
     done: dict[str, int] = field(default_factory=dict)
     finished: dict[str, str] = field(default_factory=dict)  # job address -> final status
     pending: list[str] = field(default_factory=list)  # submitted, not waited for
+    drift: dict[str, dict[str, Any]] = field(default_factory=dict)  # rerun address -> drift record
 
     def count(self, kind: str) -> None:
         self.done[kind] = self.done.get(kind, 0) + 1
@@ -58,13 +61,6 @@ class ApplyReport:
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def _parse_json_text(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except (json.JSONDecodeError, TypeError):
-        return text
 
 
 class Applier:
@@ -457,7 +453,7 @@ class Applier:
             "batch": job.batch,
             "program": job.program.describe(),
             "digest": job.digest,
-            "inputs_digest_parts": job_digest_parts(job),
+            "definition": self.lock.store_definition(job_definition(job)),
             "status": "SUBMITTING",
             "submission_tag": tag,
             "run": run,
@@ -524,17 +520,47 @@ class Applier:
             "ended": info.ended,
         }
         text = self.runtime.job_result(info.id) if info.status != "CANCELLED" else ""
+        drift = None
         if info.status == "COMPLETED":
-            fields.update(self.lock.store_result(_parse_json_text(text)))
+            result = readable_text(text)  # plain JSON in qrt.lock, no __type__ blobs
+            fields.update(self.lock.store_result(result))
             fields["error"] = None
+            drift = self._drift(address, result)
+            if drift is not None:
+                fields["drift"] = drift
         else:
             fields.update({"result": None, "result_ref": None})
             # Scrubbed here too: another runtime may store qrt's frames or its machine's paths.
             fields["error"] = scrub_error(text)[-ERROR_TEXT_LIMIT:] if text else info.reason
         interim = self.runtime.job_interim_results(info.id)
-        fields["interim_results"] = [_parse_json_text(item) for item in interim] or None
+        fields["interim_results"] = [readable_text(item) for item in interim] or None
         self.lock.update_job(address, **fields)
         self.report.finished[address] = info.status
         word = info.status if not info.reason else f"{info.status} ({info.reason})"
         why = failure_reason(fields["error"]) if info.status == "FAILED" else ""
-        self.console.step(address, f"{word} — {why}" if why and why != info.reason else word)
+        if why and why != info.reason:
+            word += f" — {why}"
+        if drift is not None:
+            word += "; " + drift_words(drift)
+        self.console.step(address, word)
+
+    def _drift(self, address: str, result: Any) -> dict[str, Any] | None:
+        """How far ``result`` is from the job's previous completed run (None: no such run), with
+        ``past`` set when it exceeds the batch's ``result_tolerance``."""
+        record = self.lock.job(address) or {}
+        try:
+            previous, old_result = previous_completed(self.lock, record)
+        except QrtError as exc:  # the previous result file is gone: no drift, but say so
+            self.console.warn(f"{address}: cannot compare with the previous run: {exc}")
+            return None
+        if not previous:
+            return None
+        job = self._jobs.get(address)
+        batch = self.desired.batches.get(job.batch) if job is not None else None
+        tolerance = tolerance_of(batch.result_tolerance if batch is not None else None)
+        drift = compare_results(old_result, result)
+        entry = drift.record(previous.get("id"))
+        if drift.exceeds(tolerance):
+            entry["past_tolerance"] = True
+        self.report.drift[address] = entry
+        return entry

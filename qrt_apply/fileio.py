@@ -47,10 +47,11 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, text: str, *, mode: int | None = None) -> None:
+def atomic_write(path: Path, text: str | bytes, *, mode: int | None = None) -> None:
     """Replace ``path`` with ``text`` (write, fsync, rename, fsync the directory): readers see the
-    old or the new file, never a part. ``mode`` defaults to what the umask gives a new file
-    (mkstemp alone would leave every file 0600)."""
+    old or the new file, never a part. ``text`` as bytes is written as it is (a picture).
+    ``mode`` defaults to what the umask gives a new file (mkstemp alone would leave every file
+    0600)."""
     if mode is None:
         umask = _read_umask()
         mode = 0o666 & ~(_UMASK_AT_IMPORT if umask is None else umask)
@@ -58,10 +59,16 @@ def atomic_write(path: Path, text: str, *, mode: int | None = None) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, mode)  # before the content: a 0600 file never holds its text world-readable
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
+        if isinstance(text, bytes):
+            with os.fdopen(fd, "wb") as raw:
+                raw.write(text)
+                raw.flush()
+                os.fsync(raw.fileno())
+        else:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:

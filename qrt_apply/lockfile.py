@@ -6,11 +6,13 @@ Layout (JSON, sorted keys, two-space indent, trailing newline)::
      "target": {"channel": ..., "url": ..., "instance": ...},
      "programs": {"program.NAME": {id, name, source, content_digest, metadata_digest, visibility, ...}},
      "jobs": {"job.BATCH/JOB": {id, digest, status, backend, session_id, created, ended,
-                                submission_tag, result | result_ref, interim_results, history}}}
+                                submission_tag, definition, result | result_ref, drift,
+                                interim_results, history}}}
 
 One entry per address keeps merges of unrelated changes clean. A result larger than
 ``INLINE_RESULT_LIMIT`` bytes of canonical JSON goes to ``qrt-results/<sha256>.json`` beside the
-lockfile and is referenced by digest. Writes replace the file atomically (``atomic_write``: write,
+lockfile and is referenced by digest, and so do a job definition's inputs larger than 4 KiB
+(``plan/jobdiff.py``: each job keeps what it was run with, so a plan can show old → new). Writes replace the file atomically (``atomic_write``: write,
 fsync, rename, fsync the directory), so the lockfile always parses, whatever moment an apply dies at.
 
 With a journal (``Lockfile.load(path, journal=...)``, ``.qrt/lock.journal`` for the commands) a step
@@ -293,16 +295,33 @@ class Lockfile:
             if self._journal is not None:
                 self._journal.remove()
 
+    def _store_blob(self, text: str) -> str:
+        """Write canonical JSON ``text`` to ``qrt-results/<sha256>.json`` (once); its reference."""
+        digest = sha256_hex(text)
+        target = self.path.parent / RESULTS_DIR / f"{digest}.json"
+        if not target.exists():
+            atomic_write(target, text + "\n")
+        return f"{RESULTS_DIR}/{digest}.json"
+
     def store_result(self, value: Any) -> dict[str, Any]:
         """Fields for a job record holding ``value``: inline, or referenced by digest."""
         text = canonical_json(value)
         if len(text.encode("utf-8")) <= INLINE_RESULT_LIMIT:
             return {"result": value, "result_ref": None}
-        digest = sha256_hex(text)
-        target = self.path.parent / RESULTS_DIR / f"{digest}.json"
-        if not target.exists():
-            atomic_write(target, text + "\n")
-        return {"result": None, "result_ref": f"{RESULTS_DIR}/{digest}.json"}
+        return {"result": None, "result_ref": self._store_blob(text)}
+
+    def store_definition(self, definition: Mapping[str, Any]) -> dict[str, Any]:
+        """A job definition (``plan/jobdiff.py``) as the record keeps it: inputs larger than
+        ``INLINE_INPUTS_LIMIT`` go to ``qrt-results/`` by digest, as large results do."""
+        from qrt_apply.plan.jobdiff import INLINE_INPUTS_LIMIT
+
+        stored = dict(definition)
+        if "inputs" in stored:
+            text = canonical_json(stored["inputs"])
+            if len(text.encode("utf-8")) > INLINE_INPUTS_LIMIT:
+                del stored["inputs"]
+                stored["inputs_ref"] = self._store_blob(text)
+        return stored
 
     def load_result(self, record: Mapping[str, Any]) -> Any:
         ref = record.get("result_ref")

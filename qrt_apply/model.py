@@ -141,6 +141,7 @@ class JobSpec:
     line: int
     program_digest: str = ""  # content digest of a managed program; "" otherwise
     session_mode: str = "dedicated"  # "dedicated" (session: true) or "batch" (session: batch)
+    matrix: Mapping[str, Any] = field(default_factory=dict)  # this job's matrix values
 
     @property
     def session_key(self) -> bool | str:
@@ -199,6 +200,9 @@ class BatchSpec:
     manifest: str
     line: int
     session_mode: str = "dedicated"
+    # Largest drift of a rerun's result from the previous run's ({"tvd": ..., "z": ...}); not part
+    # of any digest: changing it reruns nothing.
+    result_tolerance: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def address(self) -> str:

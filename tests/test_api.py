@@ -117,6 +117,12 @@ def test_stale_plans_are_refused(tmp_path: Path) -> None:
         project.apply(project.plan(lock_only=True))
     with pytest.raises(ConfigError, match="saved plan is applied as it is"):
         project.apply(project.plan(), prune=True)
+    # Only the most recent plans are kept: an old one is refused, a recent one is applied.
+    old = project.plan()
+    plans = [project.plan() for _ in range(16)]
+    with pytest.raises(PlanError, match="made by this Project"):
+        project.apply(old)
+    assert project.apply(plans[0]).outcome == "no-changes"
 
 
 def test_saved_plan_file_round_trip(tmp_path: Path) -> None:

@@ -1,5 +1,9 @@
-"""One contract for every Runtime: the embedded runtime and HttpRuntime talking to a real
-``qrt serve`` on loopback run the same tests with the same expectations.
+"""One contract for every Runtime: the embedded runtime, HttpRuntime talking to a real ``qrt serve``
+on loopback (its program API) and IqpRuntime talking to the same server's IBM Quantum Platform v1
+API run the same tests with the same expectations.
+
+The platform has no program upload: there every program test checks that programs are refused
+instead, and the job tests run the built-in sampler where the others run an uploaded program.
 
 Each runtime is module-scoped (one data dir, one server); tests keep out of each other's way with
 unique program names and a unique job tag per test.
@@ -17,14 +21,15 @@ from typing import Any
 import httpx
 import pytest
 
-from qrt_apply.errors import ConflictError, NotFoundError
-from qrt_apply.runtime.accounts import Account
+from qrt_apply.errors import ConfigError, ConflictError, NotFoundError
+from qrt_apply.runtime.accounts import PLATFORM_CHANNELS, Account
 from qrt_apply.runtime.base import JobInfo, Runtime
 from qrt_apply.runtime.embedded import EmbeddedRuntime
 from qrt_apply.runtime.http import SUBMIT_TAG_PREFIX, HttpRuntime
+from qrt_apply.runtime.iqp import IqpRuntime
 
 from projects import BELL
-from support.serve import ServerHandle, running_server
+from support.serve import ServerHandle, run_qrt, running_server
 
 HELLO = """\
 def main(backend, user_messenger, **kwargs):
@@ -77,10 +82,59 @@ def http_runtime(server: ServerHandle) -> Iterator[Runtime]:
         runtime.close()
 
 
-@pytest.fixture(scope="module", params=["embedded", "http"])
+def instance_of(server: ServerHandle, user: str = "alice") -> str:
+    """The user's instance CRN, as ``qrt users list --json`` shows it."""
+    done = run_qrt("users", "list", "--json", "--data-dir", str(server.data_dir))
+    assert done.returncode == 0, done.stderr
+    return {row["name"]: row["instance"] for row in json.loads(done.stdout)}[user]
+
+
+def platform_account(server: ServerHandle) -> Account:
+    """The server's v1 API as IBM Quantum Platform, configured as for the official client."""
+    url = f"{server.url}/experimental/api/v1"
+    return Account("ibm_quantum_platform", server.token, url=url, instance=instance_of(server))
+
+
+@pytest.fixture(scope="module")
+def iqp_runtime(server: ServerHandle) -> Iterator[Runtime]:
+    with httpx.Client(trust_env=False, timeout=60.0) as client:
+        runtime = IqpRuntime(
+            platform_account(server), client=client, environ={"IAM_URL": server.url}
+        )
+        yield runtime
+        runtime.close()
+
+
+@pytest.fixture(scope="module", params=["embedded", "http", "iqp"])
 def runtime(request: pytest.FixtureRequest) -> Runtime:
     found: Runtime = request.getfixturevalue(f"{request.param}_runtime")
     return found
+
+
+def takes_programs(runtime: Runtime) -> bool:
+    return runtime.target.channel not in PLATFORM_CHANNELS
+
+
+def refuses_programs(runtime: Runtime) -> bool:
+    """On IBM Quantum Platform: check that programs are refused, and say so (True)."""
+    if takes_programs(runtime):
+        return False
+    assert runtime.programs() == []
+    with pytest.raises(NotFoundError, match="no program upload"):
+        runtime.program("no-such-program")
+    with pytest.raises(ConfigError, match="no program upload"):
+        upload(runtime)
+    with pytest.raises(ConfigError, match="no program upload"):
+        runtime.run("some-program", {}, backend="aer_simulator")
+    return True
+
+
+def a_job(runtime: Runtime) -> tuple[str, dict[str, Any]]:
+    """(program id, inputs) of a short job: an uploaded program, or a Bell sampler where programs
+    cannot be uploaded."""
+    if takes_programs(runtime):
+        return upload(runtime), {}
+    return "sampler", {"pubs": [{"circuit": BELL, "shots": 16}]}
 
 
 def unique(prefix: str = "t") -> str:
@@ -112,15 +166,20 @@ def upload(runtime: Runtime, source: str = HELLO, **meta: Any) -> str:
 
 def test_is_a_runtime(runtime: Runtime) -> None:
     assert isinstance(runtime, Runtime)
-    assert runtime.target.channel in ("embedded", "ibm_quantum")
+    assert runtime.target.channel in ("embedded", "ibm_quantum", "ibm_quantum_platform")
     assert "token" not in json.dumps(runtime.target.to_json()).lower()
 
 
 def test_backends(runtime: Runtime) -> None:
     backends = {b.name: b for b in runtime.backends()}
-    assert backends["aer_simulator"].num_qubits > 2
-    assert backends["aer_simulator"].simulator and backends["aer_simulator"].operational
+    assert backends["aer_simulator"].num_qubits > 2 and backends["aer_simulator"].operational
     assert backends["fake_noisy_5q"].num_qubits == 5
+    if not takes_programs(runtime):
+        # the v1 API calls every simulated device a device (simulator: false), as real ones are,
+        # so that the official client opens sessions on them
+        assert not backends["aer_simulator"].simulator
+        return
+    assert backends["aer_simulator"].simulator
     assert backends["fake_noisy_5q"].noisy and not backends["aer_simulator"].noisy
 
 
@@ -135,6 +194,8 @@ def test_backends_agree(
 
 
 def test_program_lifecycle(runtime: Runtime) -> None:
+    if refuses_programs(runtime):
+        return
     name = unique("life")
     meta = {"name": name, "max_execution_time": 300, "description": "first", "spec": SPEC}
     program_id = runtime.upload_program(HELLO, meta)
@@ -168,6 +229,8 @@ def test_program_lifecycle(runtime: Runtime) -> None:
 
 
 def test_duplicate_upload_conflicts(runtime: Runtime) -> None:
+    if refuses_programs(runtime):
+        return
     name = unique("dup")
     runtime.upload_program(HELLO, {"name": name, "max_execution_time": 10, "description": ""})
     with pytest.raises(ConflictError):
@@ -175,6 +238,8 @@ def test_duplicate_upload_conflicts(runtime: Runtime) -> None:
 
 
 def test_programs_paging(runtime: Runtime) -> None:
+    if refuses_programs(runtime):
+        return
     for _ in range(3):
         upload(runtime)
     every = [p.id for p in runtime.programs()]
@@ -185,9 +250,10 @@ def test_programs_paging(runtime: Runtime) -> None:
 
 
 def test_unknown_things_are_not_found(runtime: Runtime) -> None:
+    unknown_program = [lambda: runtime.run("no-such-program-000000000000", {})]
     for call in (
         lambda: runtime.program("no-such-program-000000000000"),
-        lambda: runtime.run("no-such-program-000000000000", {}),
+        *(unknown_program if takes_programs(runtime) else []),
         lambda: runtime.job("nosuchjob00000000000"),
         lambda: runtime.job_result("nosuchjob00000000000"),
         lambda: runtime.delete_job("nosuchjob00000000000"),
@@ -212,6 +278,8 @@ def test_builtin_sampler_bell(runtime: Runtime) -> None:
 
 
 def test_uploaded_program_result_interim_and_logs(runtime: Runtime) -> None:
+    if refuses_programs(runtime):
+        return
     program_id = upload(runtime)
     job = runtime.run(program_id, {"name": "qrt"}, tags=[unique()])
     done = wait(runtime, job.id)
@@ -228,6 +296,8 @@ def test_uploaded_program_result_interim_and_logs(runtime: Runtime) -> None:
 
 
 def test_failed_program(runtime: Runtime) -> None:
+    if refuses_programs(runtime):
+        return
     job = runtime.run(upload(runtime, FAILS), {})
     done = wait(runtime, job.id)
     assert done.status == "FAILED"
@@ -237,8 +307,11 @@ def test_failed_program(runtime: Runtime) -> None:
 
 def test_jobs_filters_paging_and_tags(runtime: Runtime) -> None:
     tag = unique()
-    program_id = upload(runtime)
-    submitted = [runtime.run(program_id, {}, tags=[tag, f"n{i}"]).id for i in range(3)]
+    program_id, inputs = a_job(runtime)
+    submitted = [
+        runtime.run(program_id, inputs, backend="aer_simulator", tags=[tag, f"n{i}"]).id
+        for i in range(3)
+    ]
     for job_id in submitted:
         assert wait(runtime, job_id).status == "COMPLETED"
     newest_first = [j.id for j in runtime.jobs(tags=[tag], limit=None)]
@@ -250,7 +323,8 @@ def test_jobs_filters_paging_and_tags(runtime: Runtime) -> None:
     assert [j.id for j in runtime.jobs(tags=[tag], limit=2, skip=2)] == newest_first[2:]
     assert [j.id for j in runtime.jobs(tags=[tag, "n1"])] == [submitted[1]]
     assert len(runtime.jobs(tags=[tag], program_id=program_id)) == 3
-    assert runtime.jobs(tags=[tag], program_id="sampler") == []
+    other = "estimator" if program_id == "sampler" else "sampler"
+    assert runtime.jobs(tags=[tag], program_id=other) == []
     assert len(runtime.jobs(tags=[tag], pending=False)) == 3
     assert runtime.jobs(tags=[tag], pending=True) == []
     assert len(runtime.jobs(tags=[tag], backend="aer_simulator")) == 3
@@ -261,7 +335,8 @@ def test_jobs_filters_paging_and_tags(runtime: Runtime) -> None:
 
 def test_delete_job(runtime: Runtime) -> None:
     tag = unique()
-    job = runtime.run(upload(runtime), {}, tags=[tag])
+    program_id, inputs = a_job(runtime)
+    job = runtime.run(program_id, inputs, backend="aer_simulator", tags=[tag])
     wait(runtime, job.id)
     runtime.delete_job(job.id)
     with pytest.raises(NotFoundError):
@@ -273,18 +348,29 @@ def test_delete_job(runtime: Runtime) -> None:
 
 def test_session(runtime: Runtime) -> None:
     tag = unique()
-    program_id = upload(runtime)
-    first = runtime.run(program_id, {}, tags=[tag], start_session=True)
-    assert first.session_id == first.id
-    second = runtime.run(program_id, {}, tags=[tag], session_id=first.id)
-    assert second.session_id == first.id
+    program_id, inputs = a_job(runtime)
+    first = runtime.run(program_id, inputs, backend="aer_simulator", tags=[tag], start_session=True)
+    session = first.session_id
+    assert session is not None
+    if takes_programs(runtime):
+        assert session == first.id  # the program API names a session after its first job
+    second = runtime.run(
+        program_id, inputs, backend="aer_simulator", tags=[tag], session_id=session
+    )
+    assert second.session_id == session
     for job in (first, second):
         assert wait(runtime, job.id).status == "COMPLETED"
-    assert {j.id for j in runtime.jobs(session_id=first.id)} == {first.id, second.id}
-    runtime.close_session(first.id)
+    assert {j.id for j in runtime.jobs(session_id=session)} == {first.id, second.id}
+    runtime.close_session(session)
 
 
 def test_cancel(runtime: Runtime) -> None:
+    if not takes_programs(runtime):
+        job = runtime.run(*a_job(runtime), backend="aer_simulator")
+        assert wait(runtime, job.id).status == "COMPLETED"
+        with pytest.raises(ConflictError):  # a final job cannot be cancelled
+            runtime.cancel_job(job.id)
+        return
     job = runtime.run(upload(runtime, SLEEPS), {"seconds": 60})
     runtime.cancel_job(job.id)
     done = wait(runtime, job.id, timeout=60)
@@ -295,6 +381,8 @@ def test_cancel(runtime: Runtime) -> None:
 
 @pytest.mark.slow
 def test_ran_too_long(runtime: Runtime) -> None:
+    if refuses_programs(runtime):
+        return  # only an uploaded program can run too long on purpose
     job = runtime.run(upload(runtime, SLEEPS), {"seconds": 60}, max_execution_time=2)
     done = wait(runtime, job.id, timeout=90)
     assert (done.status, done.reason) == ("CANCELLED", "RAN TOO LONG")
@@ -331,7 +419,7 @@ class LoseFirstSubmitAnswer(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         response = self.inner.handle_request(request)
         path = request.url.path
-        if request.method == "POST" and path.endswith("/runtime/jobs"):
+        if request.method == "POST" and path.endswith(("/runtime/jobs", "/api/v1/jobs")):
             self.posts += 1
             if not self.lost:
                 self.lost += 1
@@ -389,3 +477,47 @@ def test_http_ibm_cloud_channel(server: ServerHandle) -> None:
         assert json.loads(runtime.job_result(job.id)) == {"greeting": "hello cloud"}
         runtime.delete_program(program_id)
         runtime.close()
+
+
+def test_iqp_target_is_the_account(iqp_runtime: Runtime, server: ServerHandle) -> None:
+    assert iqp_runtime.target.to_json() == {
+        "channel": "ibm_quantum_platform",
+        "url": f"{server.url}/experimental/api/v1",
+        "instance": instance_of(server),
+    }
+
+
+@pytest.mark.parametrize("hide_lookup", [False, True], ids=["adopted-by-tag", "server-dedupe"])
+def test_iqp_lost_submit_answer_never_makes_a_second_job(
+    server: ServerHandle, hide_lookup: bool
+) -> None:
+    transport = LoseFirstSubmitAnswer(hide_lookup=hide_lookup)
+    sleeps: list[float] = []
+    with httpx.Client(transport=transport, trust_env=False, timeout=60.0) as client:
+        runtime = IqpRuntime(
+            platform_account(server),
+            client=client,
+            sleep=sleeps.append,
+            environ={"IAM_URL": server.url},
+        )
+        tag = unique()
+        job = runtime.run(
+            "sampler", {"pubs": [{"circuit": BELL}]}, backend="aer_simulator", tags=[tag]
+        )
+        assert transport.lost == 1 and len(sleeps) >= 1
+        assert transport.posts == (2 if hide_lookup else 1)
+        assert [j.id for j in runtime.jobs(tags=[tag], limit=None)] == [job.id]
+        assert wait(runtime, job.id).status == "COMPLETED"
+        runtime.close()
+
+
+def test_iqp_sessions_in_both_modes_are_closed(iqp_runtime: Runtime) -> None:
+    assert isinstance(iqp_runtime, IqpRuntime)
+    for mode in ("dedicated", "batch"):
+        session = iqp_runtime.open_session("aer_simulator", mode)
+        job = iqp_runtime.run(*a_job(iqp_runtime), backend="aer_simulator", session_id=session)
+        assert job.session_id == session
+        iqp_runtime.close_session(session)
+        with pytest.raises(Exception, match="HTTP 4"):  # closed: the session takes no more jobs
+            iqp_runtime.run(*a_job(iqp_runtime), backend="aer_simulator", session_id=session)
+        assert wait(iqp_runtime, job.id).status == "COMPLETED"  # what it had still runs

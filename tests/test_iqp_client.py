@@ -88,6 +88,7 @@ class Platform:
         self.plain_results = plain_results
         self.post_faults: list[Any] = []  # answers (or exceptions) to the next POST /jobs
         self.job_faults_after_post: list[Any] = []  # applied after the job was created
+        self.stored_elsewhere: dict[str, str] = {}  # job id -> the URL its result is kept at
         r = self.router
         r.post(f"{IAM}/identity/token").mock(side_effect=self.iam)
         r.get(f"{API}/backends").respond(json={"devices": [{"name": BACKEND}]})
@@ -210,6 +211,8 @@ class Platform:
 
     def results(self, request: httpx.Request, job_id: str) -> httpx.Response:
         self.check_headers(request)
+        if job_id in self.stored_elsewhere:
+            return httpx.Response(200, json={"url": self.stored_elsewhere[job_id]})
         job = self.jobs[job_id]
         program = job["program"]["id"]
         if program == "sampler":
@@ -785,3 +788,60 @@ def test_public_surfaces_and_no_qiskit_on_the_plan_path() -> None:
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_plan_refuses_a_batch_without_backend(platform: Platform, tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    write(root, "circuits/bell.qasm", BELL)
+    write(
+        root,
+        "manifests/b.yaml",
+        """
+        apiVersion: qrt/v1
+        kind: JobBatch
+        name: nowhere
+        program: sampler
+        jobs:
+          - name: bell
+            inputs: {pubs: [{circuit: {$file: ../circuits/bell.qasm}}]}
+        """,
+    )
+    result = run_cli(root, platform.runtime(), "plan")
+    assert result.exit_code == 1
+    assert "manifests/b.yaml:1: JobBatch 'nowhere' needs a backend" in result.output
+    assert platform.router.calls.call_count == 0
+
+
+def test_backends_from_the_listing_alone_when_it_has_qubits(platform: Platform) -> None:
+    listing = {
+        "devices": [
+            {"name": "ibm_a", "qubits": 156, "status": {"name": "online", "reason": "available"}},
+            {"name": "ibm_b", "qubits": 133, "status": {"name": "paused", "reason": "calibrating"}},
+        ]
+    }
+    platform.router.get(f"{API}/backends").respond(json=listing)
+    found = platform.runtime().backends()
+    assert [(b.name, b.num_qubits, b.operational, b.simulator) for b in found] == [
+        ("ibm_a", 156, True, False),
+        ("ibm_b", 133, False, False),
+    ]
+    assert [str(c.request.url) for c in platform.router.calls][-1] == f"{API}/backends"
+    assert len(platform.router.calls) == 2  # the token, then the listing: no per-device calls
+
+
+def test_a_result_kept_outside_the_api_is_downloaded_without_our_headers(
+    platform: Platform,
+) -> None:
+    rt = platform.runtime()
+    job = rt.run("sampler", {"pubs": [BELL]}, backend=BACKEND)
+    stored = "https://storage.test/results/job1.json?X-Amz-Signature=s1gn4ture"
+    platform.stored_elsewhere[job.id] = stored
+    download = platform.router.get(stored).respond(text=encoded_sampler([0, 3, 3, 0, 3]))
+    result = json.loads(rt.job_result(job.id))
+    assert result["results"][0]["data"]["c"]["counts"] == {"00": 2, "11": 3}
+    sent = download.calls.last.request
+    assert "authorization" not in sent.headers and "service-crn" not in sent.headers
+    download.respond(403, text="Request has expired")
+    with pytest.raises(Exception, match="could not be downloaded from storage.test") as caught:
+        rt.job_result(job.id)
+    assert "s1gn4ture" not in str(caught.value)

@@ -245,3 +245,21 @@ def test_a_real_conflict_stops_the_merge_and_qrt_refuses_the_file(tmp_path: Path
     assert refused.returncode == 1
     assert "unresolved merge conflicts" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_files_qrt_cannot_read_are_merged_as_text(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from qrt_apply.cli import cli
+
+    paths = {name: tmp_path / name for name in ("base", "ours", "theirs")}
+    for name, text in (("base", "a\nb\nc\n"), ("ours", "A\nb\nc\n"), ("theirs", "a\nb\nC\n")):
+        paths[name].write_text(text, "utf-8")
+    args = ["merge-lockfile", *(str(paths[n]) for n in ("base", "ours", "theirs")), "qrt.lock"]
+    done = CliRunner().invoke(cli, args)
+    assert done.exit_code == 0, done.output
+    assert "merging it as text" in done.output
+    assert paths["ours"].read_text("utf-8") == "A\nb\nC\n"
+    paths["theirs"].write_text("Z\nb\nC\n", "utf-8")  # both changed the first line
+    assert CliRunner().invoke(cli, args).exit_code == 1
+    assert "<<<<<<< ours" in paths["ours"].read_text("utf-8")

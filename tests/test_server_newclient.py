@@ -115,7 +115,13 @@ def test_flow_on_the_noiseless_simulator(python: str, server: ServerHandle) -> N
     assert session["same_session"] is True and session["mode"] == "dedicated"
     assert set(session["counts"]) <= {"00", "11"} and abs(session["zz"] - 1.0) < 0.1
 
-    assert len(out["jobs"]) == 5 and out["jobs_total"] == 6 and out["jobs_by_program"] == 2
+    sweep = out["sweep"]  # RY(0), RY(pi), RY(pi/2) on |0>
+    assert [round(v) for v in sweep["evs"][:2]] == [1, -1] and abs(sweep["evs"][2]) < 0.1
+    assert sweep["shape"] == [3]
+    assert sweep["counts"][0] == {"0": 100} and sweep["counts"][1] == {"1": 100}
+    assert sum(sweep["counts"][2].values()) == 100 and len(sweep["counts"][2]) == 2
+
+    assert len(out["jobs"]) == 5 and out["jobs_total"] == 8 and out["jobs_by_program"] == 3
     assert out["job"] == {
         "status": "DONE",
         "counts": sampled["counts"],
@@ -136,7 +142,7 @@ def test_flow_on_the_noisy_device(python: str, server: ServerHandle) -> None:
     assert counts.get("00", 0) + counts.get("11", 0) > 160  # mostly Bell outcomes despite noise
     assert 0.7 < out["estimator"]["zz"] <= 1.0
     assert out["batch"]["same_session"] is True and out["session"]["same_session"] is True
-    assert out["jobs_total"] == 6  # this user's jobs only, not the other flow's
+    assert out["jobs_total"] == 8  # this user's jobs only, not the other flow's
 
 
 def test_cancel_delete_and_session_cancel_of_queued_jobs(python: str, server: ServerHandle) -> None:

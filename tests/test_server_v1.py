@@ -118,6 +118,7 @@ def test_iam_token_is_a_jwt_with_exp_and_iat(server: ServerHandle) -> None:
         {"grant_type": GRANT},
         {"grant_type": "password", "apikey": "x"},
         {},
+        {f"field{i}": "x" for i in range(25)},  # more fields than any token request has
     ],
 )
 def test_iam_refuses_bad_requests(server: ServerHandle, form: dict[str, str]) -> None:

@@ -1,4 +1,4 @@
-"""validate and plan stay light: no qiskit, qiskit-aer, numpy, scipy or deepdiff is imported for
+"""validate and plan stay light: no qiskit, qiskit-aer, numpy, scipy, deepdiff or matplotlib is imported for
 manifests without circuits, nor for circuits already checked (``.qrt/checked.json``); a new
 circuit costs qiskit's parsers once, never qiskit-aer or deepdiff. Without ``.qrt/`` nothing is
 remembered, and validate writes nothing."""
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from projects import qrt, small_project
 
-HEAVY = ("qiskit", "qiskit_aer", "numpy", "scipy", "deepdiff")
+HEAVY = ("qiskit", "qiskit_aer", "numpy", "scipy", "deepdiff", "matplotlib")
 
 PROBE = """
 import json, sys

@@ -275,6 +275,7 @@ def test_apply_and_refresh_json(tmp_path: Path) -> None:
         "failed": [],
         "running": [],
         "elapsed_seconds": 0.0,
+        "drift": {},
     }
     again = json.loads(run_cli(root, "apply", "--auto-approve", "--json", runtime=runtime).stdout)
     assert again["outcome"] == "applied" and again["plan"]["summary"] == {"rerun": 3}

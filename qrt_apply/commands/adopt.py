@@ -16,7 +16,8 @@ from qrt_apply.errors import ConfigError, NotFoundError
 from qrt_apply.lockfile import JOURNAL_NAME, ApplyLock, Lockfile
 from qrt_apply.manifests import load_desired_state
 from qrt_apply.model import DesiredState, JobSpec
-from qrt_apply.plan.diff import job_digest_parts, observed_fields
+from qrt_apply.plan.diff import observed_fields
+from qrt_apply.plan.jobdiff import job_definition
 from qrt_apply.render.console import TerminalConsole
 from qrt_apply.runtime.base import JobInfo
 
@@ -83,7 +84,7 @@ def _import(app: Any, desired: DesiredState, lock: Lockfile, address: str, objec
                 "batch": job.batch,
                 "program": job.program.describe(),
                 "digest": job.digest,
-                "inputs_digest_parts": job_digest_parts(job),
+                "definition": lock.store_definition(job_definition(job)),
                 "status": info.status,
                 "backend": info.backend,
                 "session_id": info.session_id,

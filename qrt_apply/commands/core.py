@@ -18,6 +18,7 @@ from qrt_apply.plan import Plan
 from qrt_apply.render.console import TerminalConsole
 from qrt_apply.render.plan_view import render_plan
 from qrt_apply.render.progress import ProgressConsole, format_elapsed
+from qrt_apply.render.results_view import drift_summary
 
 __all__ = ["COMMANDS"]
 
@@ -239,6 +240,8 @@ def apply(
         f"\nApply complete: {done} ({total} action{'s' if total != 1 else ''}, "
         f"{len(outcome.failed)} failed) in {format_elapsed(outcome.elapsed)}."
     )
+    for line in drift_summary(outcome.drift):
+        click.echo(line)
     if outcome.pending:
         click.echo(f"{len(outcome.pending)} job(s) still running; `qrt refresh` collects them.")
     if outcome.failed:
@@ -279,6 +282,8 @@ def refresh(app: Any, parallelism: int | None, wait: bool, as_json: bool) -> int
         f"Collected {len(outcome.finished)} job(s) ({len(outcome.failed)} failed) "
         f"in {format_elapsed(outcome.elapsed)}."
     )
+    for line in drift_summary(outcome.drift):
+        click.echo(line)
     if outcome.running:
         click.echo(
             f"{len(outcome.running)} job(s) still running; `qrt refresh` again (or `qrt refresh --wait`) "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import click
@@ -58,7 +59,14 @@ def show(app: Any, address: str | None, as_json: bool) -> int:
             click.echo(json.dumps(record, sort_keys=True, indent=2))
         else:
             for key in sorted(record):
-                if key in ("result", "interim_results", "history", "spec", "inputs_digest_parts"):
+                if key in (
+                    "result",
+                    "interim_results",
+                    "history",
+                    "spec",
+                    "inputs_digest_parts",
+                    "definition",
+                ):
                     continue
                 click.echo(f"{key:>20}: {record[key]}")
             if record.get("history"):
@@ -80,34 +88,78 @@ def show(app: Any, address: str | None, as_json: bool) -> int:
 @click.command()
 @click.argument("address")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE.png|FILE.svg",
+    help="Draw a histogram of counts, expectation-value bars, or for batch.NAME a sweep plot.",
+)
+@click.option(
+    "--compare",
+    is_flag=True,
+    help="Drift from the previous completed run; exit 1 past the batch's result_tolerance.",
+)
 @click.pass_obj
-def results(app: Any, address: str, as_json: bool) -> int:
-    """The recorded result (and interim results) of a job."""
-    lock = _lock(app)
-    record = lock.job(address)
-    if record is None:
-        raise ConfigError(f"{address} is not a job in {lock.path.name}")
-    if record.get("status") != "COMPLETED":
-        raise ConfigError(
-            f"{address} has no result: status {record.get('status')}"
-            + (f"\n{record['error']}" if record.get("error") else "")
-        )
-    result = lock.load_result(record)
-    if as_json:
-        click.echo(
-            json.dumps(
-                {"result": result, "interim_results": record.get("interim_results")},
-                sort_keys=True,
-                indent=2,
-            )
-        )
+def results(app: Any, address: str, as_json: bool, plot: Path | None, compare: bool) -> int:
+    """A job's recorded result as a table (or a batch's sweep), its plot, its drift."""
+    from qrt_apply.render import results_view as view
+    from qrt_apply.results.summary import summarize
+
+    if not address.startswith(("job.", "batch.")):
+        raise ConfigError(f"{address}: qrt results takes job.BATCH/JOB or batch.NAME")
+    api = app.api()
+    if compare:
+        comparisons = api.compare(address)
+        for item in comparisons.jobs:
+            if item.drift is None:
+                click.echo(f"{item.address}: no earlier completed run to compare with")
+                continue
+            click.echo(f"{item.address}: against {item.previous_id}")
+            for line in view.render_drift(item.address, item.drift, comparisons.tolerance):
+                click.echo(line)
+        if comparisons.past:
+            click.echo(f"{len(comparisons.past)} job(s) drifted past the tolerance.", err=True)
+            return 1
         return 0
-    click.echo(f"{address}  {record.get('id')}  {record.get('status')}  on {record.get('backend')}")
-    click.echo(json.dumps(result, sort_keys=True, indent=2))
-    if record.get("interim_results"):
-        click.echo(f"interim results ({len(record['interim_results'])}):")
-        for item in record["interim_results"]:
-            click.echo("  " + json.dumps(item, sort_keys=True))
+    if address.startswith("batch."):
+        sweep = api.sweep(address)
+        if plot is not None:
+            from qrt_apply.results.plot import plot_sweep
+
+            plot_sweep(sweep, plot, address)
+        if as_json:
+            prefix = "job." + address[len("batch.") :]
+            data = {f"{prefix}/{n}": api.results(f"{prefix}/{n}").result for n in sweep.matrices}
+            click.echo(json.dumps(data, sort_keys=True, indent=2))
+            return 0
+        against = f" against {sweep.variable}" if sweep.variable else ""
+        click.echo(f"{address}: {len(sweep.matrices)} completed job(s){against}")
+        for line in view.render_sweep(sweep):
+            click.echo(line)
+    else:
+        found = api.results(address)
+        summary = summarize(found.result)
+        if plot is not None:
+            from qrt_apply.results.plot import plot_summary
+
+            plot_summary(summary, plot, address)
+        if as_json:
+            interim = found.record.get("interim_results")
+            payload = {"result": found.result, "interim_results": interim}
+            click.echo(json.dumps(payload, sort_keys=True, indent=2))
+            return 0
+        record = found.record
+        click.echo(
+            f"{address}  {record.get('id')}  {record.get('status')}  on {record.get('backend')}"
+        )
+        for line in view.render_summary(summary, found.result):
+            click.echo(line)
+        if found.interim_results:
+            click.echo(f"interim results ({len(found.interim_results)}):")
+            for item in found.interim_results:
+                click.echo("  " + json.dumps(item, sort_keys=True))
+    if plot is not None:
+        click.echo(f"Wrote {plot}.")
     return 0
 
 

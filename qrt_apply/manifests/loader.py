@@ -307,6 +307,7 @@ def _batch(
                     manifest=doc.path,
                     line=line,
                     program_digest=program.content_digest if program is not None else "",
+                    matrix=variables,
                 )
             )
     return BatchSpec(
@@ -319,6 +320,7 @@ def _batch(
         jobs=tuple(jobs),
         manifest=doc.path,
         line=doc.start_line,
+        result_tolerance=dict(data.get("result_tolerance", {})),
     )
 
 

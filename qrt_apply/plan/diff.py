@@ -13,6 +13,7 @@ from typing import Any
 from qrt_apply.errors import ManifestError, PlanError
 from qrt_apply.model import DesiredState, JobSpec, ProgramSpec, content_digest, metadata_digest
 from qrt_apply.moves import apply_steps, planned_renames, rename_steps
+from qrt_apply.plan.jobdiff import definition_changes, definition_parts, job_definition
 from qrt_apply.plan.model import Action, Change, Plan
 from qrt_apply.plan.refresh import Observed
 from qrt_apply.runtime.base import ProgramInfo
@@ -160,18 +161,19 @@ def _job_action(
     if recorded is None:
         return Action("run", address, "new job", details=details)
     if recorded.get("digest") != digest:
-        return Action("rerun", address, _why_changed(job, recorded), details=details)
+        reason, changes = _why_changed(job, recorded)
+        return Action("rerun", address, reason, changes, details=details)
     if replace:
         return Action("rerun", address, "replacement requested", details=details)
     status = recorded.get("status")
     if status == "COMPLETED":
         return None
     if status in ("FAILED", "CANCELLED"):
-        reason = recorded.get("reason")
+        why = recorded.get("reason")
         return Action(
             "rerun",
             address,
-            f"last run {status}" + (f" ({reason})" if reason else ""),
+            f"last run {status}" + (f" ({why})" if why else ""),
             details=details,
         )
     if status == "SUBMITTING":
@@ -200,13 +202,23 @@ def _job_action(
     return Action("wait", address, f"{str(status).lower()} when last seen", details=details)
 
 
-def _why_changed(job: JobSpec, recorded: Mapping[str, Any]) -> str:
-    old = recorded.get("inputs_digest_parts") or {}
-    if not old:
-        return "job definition changed"
-    parts = job_digest_parts(job)
-    changed = [key for key in sorted(parts) if parts[key] != old.get(key)]
-    return (", ".join(changed) + " changed") if changed else "job definition changed"
+def _why_changed(job: JobSpec, recorded: Mapping[str, Any]) -> tuple[str, tuple[Change, ...]]:
+    """Which parts of a job changed, and (when the record keeps its definition) each field's old
+    and new value. A record from before definitions were kept names the parts only."""
+    definition = recorded.get("definition")
+    if isinstance(definition, Mapping):
+        definition = {**definition, "program": recorded.get("program")}
+        new = {**job_definition(job), "program": job.program.describe()}
+        old_parts, parts = definition_parts(definition), definition_parts(new)
+        changes = tuple(definition_changes(definition, new))
+    else:
+        old_parts = recorded.get("inputs_digest_parts") or {}
+        parts = job_digest_parts(job) if old_parts else {}
+        changes = ()
+    if not old_parts:
+        return "job definition changed", changes
+    changed = [key for key in sorted(parts) if parts[key] != old_parts.get(key)]
+    return (", ".join(changed) + " changed") if changed else "job definition changed", changes
 
 
 def spec_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:

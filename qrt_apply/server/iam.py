@@ -100,7 +100,10 @@ def _iam_error(status: int, code: str, message: str) -> Response:
 async def identity_token(request: Request) -> Response:
     ctx = context(request)
     text = await read_text(request)
-    form = parse_qs(text, keep_blank_values=True, max_num_fields=20)
+    try:
+        form = parse_qs(text, keep_blank_values=True, max_num_fields=20)
+    except ValueError:  # more fields than any token request has
+        return _iam_error(400, "BXNIM0109E", "too many form fields")
     grant = form.get("grant_type", [""])[0]
     if grant != _APIKEY_GRANT:
         return _iam_error(400, "BXNIM0109E", f"grant_type must be {_APIKEY_GRANT}")
