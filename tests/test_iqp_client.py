@@ -88,6 +88,7 @@ class Platform:
         self.plain_results = plain_results
         self.post_faults: list[Any] = []  # answers (or exceptions) to the next POST /jobs
         self.job_faults_after_post: list[Any] = []  # applied after the job was created
+        self.stored_elsewhere: dict[str, str] = {}  # job id -> the URL its result is kept at
         r = self.router
         r.post(f"{IAM}/identity/token").mock(side_effect=self.iam)
         r.get(f"{API}/backends").respond(json={"devices": [{"name": BACKEND}]})
@@ -210,6 +211,8 @@ class Platform:
 
     def results(self, request: httpx.Request, job_id: str) -> httpx.Response:
         self.check_headers(request)
+        if job_id in self.stored_elsewhere:
+            return httpx.Response(200, json={"url": self.stored_elsewhere[job_id]})
         job = self.jobs[job_id]
         program = job["program"]["id"]
         if program == "sampler":
@@ -824,3 +827,59 @@ def test_backends_from_the_listing_alone_when_it_has_qubits(platform: Platform) 
     ]
     assert [str(c.request.url) for c in platform.router.calls][-1] == f"{API}/backends"
     assert len(platform.router.calls) == 2  # the token, then the listing: no per-device calls
+
+
+def test_a_result_kept_outside_the_api_is_downloaded_without_our_headers(
+    platform: Platform,
+) -> None:
+    rt = platform.runtime()
+    job = rt.run("sampler", {"pubs": [BELL]}, backend=BACKEND)
+    stored = "https://storage.test/results/job1.json?X-Amz-Signature=s1gn4ture"
+    platform.stored_elsewhere[job.id] = stored
+    download = platform.router.get(stored).respond(text=encoded_sampler([0, 3, 3, 0, 3]))
+    result = json.loads(rt.job_result(job.id))
+    assert result["results"][0]["data"]["c"]["counts"] == {"00": 2, "11": 3}
+    sent = download.calls.last.request
+    assert "authorization" not in sent.headers and "service-crn" not in sent.headers
+    download.respond(403, text="Request has expired")
+    with pytest.raises(Exception, match="could not be downloaded from storage.test") as caught:
+        rt.job_result(job.id)
+    assert "s1gn4ture" not in str(caught.value)
+
+
+def test_apply_adopts_the_job_an_interrupted_apply_submitted(
+    platform: Platform, tmp_path: Path
+) -> None:
+    from qrt_apply.manifests import load_desired_state
+    from qrt_apply.model import submission_tag
+
+    root = tmp_path / "p"
+    write(root, "circuits/bell.qasm", BELL)
+    write(
+        root,
+        "manifests/b.yaml",
+        f"""
+        apiVersion: qrt/v1
+        kind: JobBatch
+        name: once
+        program: sampler
+        backend: {BACKEND}
+        jobs:
+          - name: bell
+            inputs: {{pubs: [{{circuit: {{$file: ../circuits/bell.qasm}}}}]}}
+        """,
+    )
+    # an apply that died after its POST: the job is on the platform, qrt.lock knows nothing of it
+    rt = platform.runtime()
+    [job] = load_desired_state(root, root / "manifests").jobs()
+    tag = submission_tag(rt.target.to_json(), job.address, job.digest, 0)
+    posted = rt.run("sampler", job.params(), backend=BACKEND, tags=[*job.tags, tag])
+    result = run_cli(root, platform.runtime(), "apply", "--auto-approve")
+    assert result.exit_code == 0, result.output
+    assert len(platform.calls("POST", "/jobs")) == 1  # found by its tag, not sent again
+    record = json.loads((root / "qrt.lock").read_text())["jobs"]["job.once/bell"]
+    assert (record["id"], record["status"], record["submission_tag"]) == (
+        posted.id,
+        "COMPLETED",
+        tag,
+    )

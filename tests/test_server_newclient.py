@@ -58,8 +58,9 @@ def instances(server: ServerHandle) -> dict[str, str]:
 
 
 def run_script(
-    python: str, server: ServerHandle, script: str, user: str, backend: str
+    python: str, server: ServerHandle, script: str, user: str, last: str
 ) -> dict[str, Any]:
+    """Run ``script URL TOKEN CRN LAST`` as ``user`` (LAST: a backend name, or another CRN)."""
     home = server.data_dir.parent / f"home-{user}"  # the client may create ~/.qiskit
     home.mkdir(exist_ok=True)
     env = {
@@ -79,7 +80,7 @@ def run_script(
     )
     crn = instances(server)[user]
     done = subprocess.run(
-        [python, str(SCRIPTS / script), server.url, server.tokens[user], crn, backend],
+        [python, str(SCRIPTS / script), server.url, server.tokens[user], crn, last],
         capture_output=True,
         text=True,
         timeout=600,
@@ -98,6 +99,8 @@ def test_flow_on_the_noiseless_simulator(python: str, server: ServerHandle) -> N
     out = run_script(python, server, "flow.py", "flow", "aer_simulator")
 
     assert out["backends"] == ["aer_simulator", "fake_noisy_5q", "ibmq_qasm_simulator"]
+    assert out["instances"] == [instances(server)["flow"]]
+    assert out["found_backends"] == out["backends"]
     assert out["backend"] == {"name": "aer_simulator", "num_qubits": 24}
     sampled = out["sampler"]
     assert set(sampled["counts"]) <= {"00", "11"} and sum(sampled["counts"].values()) == 200
@@ -115,7 +118,13 @@ def test_flow_on_the_noiseless_simulator(python: str, server: ServerHandle) -> N
     assert session["same_session"] is True and session["mode"] == "dedicated"
     assert set(session["counts"]) <= {"00", "11"} and abs(session["zz"] - 1.0) < 0.1
 
-    assert len(out["jobs"]) == 5 and out["jobs_total"] == 6 and out["jobs_by_program"] == 2
+    sweep = out["sweep"]  # RY(0), RY(pi), RY(pi/2) on |0>
+    assert [round(v) for v in sweep["evs"][:2]] == [1, -1] and abs(sweep["evs"][2]) < 0.1
+    assert sweep["shape"] == [3]
+    assert sweep["counts"][0] == {"0": 100} and sweep["counts"][1] == {"1": 100}
+    assert sum(sweep["counts"][2].values()) == 100 and len(sweep["counts"][2]) == 2
+
+    assert len(out["jobs"]) == 5 and out["jobs_total"] == 8 and out["jobs_by_program"] == 3
     assert out["job"] == {
         "status": "DONE",
         "counts": sampled["counts"],
@@ -136,7 +145,7 @@ def test_flow_on_the_noisy_device(python: str, server: ServerHandle) -> None:
     assert counts.get("00", 0) + counts.get("11", 0) > 160  # mostly Bell outcomes despite noise
     assert 0.7 < out["estimator"]["zz"] <= 1.0
     assert out["batch"]["same_session"] is True and out["session"]["same_session"] is True
-    assert out["jobs_total"] == 6  # this user's jobs only, not the other flow's
+    assert out["jobs_total"] == 8  # this user's jobs only, not the other flow's
 
 
 def test_cancel_delete_and_session_cancel_of_queued_jobs(python: str, server: ServerHandle) -> None:
@@ -170,3 +179,9 @@ def test_cancel_delete_and_session_cancel_of_queued_jobs(python: str, server: Se
         "session_job_after": "CANCELLED",
         "session_status": "Closed",
     }
+
+
+def test_the_client_refuses_another_users_instance(python: str, server: ServerHandle) -> None:
+    crns = instances(server)
+    out = run_script(python, server, "other_instance.py", "noisy", crns["flow"])
+    assert out["error"] == "IBMInputValueError"  # flow's CRN is not among noisy's instances

@@ -167,3 +167,19 @@ def test_instance_crn_is_stable_distinct_and_ibm_shaped() -> None:
     match = re.fullmatch(r"(.*?):(.*?):(.*?):(.*?):(.*?):(.*?):.*", crn)
     assert match is not None and match.group(6) == "us-east" and match.group(3) == "bluemix"
     assert crn.startswith("crn:v1:bluemix:public:quantum-computing:us-east:a/")
+
+
+def test_v1_job_states_are_ibms() -> None:
+    from qrt_apply.runtime.base import JobInfo
+    from qrt_apply.server.routes_v1_jobs import v1_job
+
+    def job(status: str, reason: str | None = None) -> JobInfo:
+        return JobInfo(id="j", program_id="sampler", status=status, backend="b", reason=reason)
+
+    assert v1_job(job("QUEUED"), "u")["state"] == {"status": "Queued"}
+    assert v1_job(job("COMPLETED"), "u")["status"] == "Completed"
+    assert v1_job(job("FAILED", "boom"), "u")["state"] == {"status": "Failed", "reason": "boom"}
+    too_long = v1_job(job("CANCELLED", "RAN TOO LONG"), "u")["state"]
+    assert too_long == {"status": "Cancelled", "reason": "Ran too long", "reason_code": 1305}
+    assert "params" not in v1_job(job("RUNNING"), "u")
+    assert v1_job(job("RUNNING"), "u", include_params=True)["params"] == {}

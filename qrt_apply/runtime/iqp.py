@@ -22,7 +22,8 @@ It is an :class:`~qrt_apply.runtime.http.HttpRuntime` (same wire, retries, pagin
   ``batch``, backend and instance), :meth:`IqpRuntime.close_session` (``PATCH /sessions/{id}``
   with ``{"accepting_jobs": false}``: running jobs finish, no new ones are accepted);
 * **results** turned into the lockfile's form from either encoding (``iqp_pubs.canonical_result``);
-  a failed job's result text is returned as it is. Primitives publish no interim results, so
+  a result kept outside the API (``{"url": ...}``, a large one) is fetched from that presigned URL
+  with none of qrt's headers; a failed job's result text is returned as it is. Primitives publish no interim results, so
   ``job_interim_results`` is always empty and asks nothing;
 * **backends** from ``GET /backends``: one call when its entries carry ``qubits`` (and
   ``status.name``, ``online`` when operational), else each one's ``/configuration`` and ``/status``.
@@ -35,6 +36,7 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -97,6 +99,21 @@ def _listed_backend(device: Any) -> BackendInfo | None:
         noisy=True,
         operational=state is None or str(state).lower() in ("online", "active"),
     )
+
+
+def _external_url(text: str) -> str | None:
+    """The URL of a result the platform stores outside the API (a large one): the answer is then
+    ``{"url": "https://..."}``, as the official client expects; None for a result itself."""
+    if '"url"' not in text[:2000]:
+        return None
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return None
+    url = body.get("url") if isinstance(body, dict) else None
+    if isinstance(url, str) and urlsplit(url).scheme in ("http", "https"):
+        return url
+    return None
 
 
 def _text(value: Any) -> str | None:
@@ -305,7 +322,23 @@ class IqpRuntime(HttpRuntime):
         from qrt_apply.runtime.iqp_pubs import canonical_result
 
         text = self._call("GET", f"/jobs/{job_id}/results").text
+        url = _external_url(text)
+        if url is not None:
+            text = self._download(job_id, url)
         return canonical_result(text) or text
+
+    def _download(self, job_id: str, url: str) -> str:
+        """A result the platform keeps elsewhere: a plain GET of the presigned URL it named, with
+        none of our headers (the URL is its own credential, so no message quotes it)."""
+        try:
+            return self._wire.request("GET", url).text
+        except RuntimeApiError as exc:
+            where = urlsplit(url).hostname or "?"
+            raise RuntimeApiError(
+                f"job {job_id}: its result could not be downloaded from {where}, where the "
+                f"platform keeps it" + (f" (HTTP {exc.status})" if exc.status else ""),
+                status=exc.status,
+            ) from None
 
     def job_interim_results(self, job_id: str) -> list[str]:
         return []

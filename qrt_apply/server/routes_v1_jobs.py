@@ -10,8 +10,9 @@ Shapes from ``shared/reference/iqp-rest-api.md``:
   the worker writes the result as a RuntimeEncoder ``PrimitiveResult``, which ``GET
   /jobs/{id}/results`` answers as text. A ``session_id`` must name an open session of the caller.
 * ``GET /jobs/{id}[?exclude_params=true]``: ``state.status`` is ``Queued``, ``Running``,
-  ``Completed``, ``Failed`` or ``Cancelled`` (a job stopped for running too long is ``Failed``
-  with ``reason_code`` 1305, as IBM reports it); ``program.id`` selects the client's decoder.
+  ``Completed``, ``Failed`` or ``Cancelled`` (a job stopped for running too long is
+  ``Cancelled`` with ``reason_code`` 1305, as IBM reports it, which the client shows as ERROR);
+  ``program.id`` selects the client's decoder.
 * ``GET /jobs?limit&offset&backend&pending&program&tags&session_id&created_after&created_before
   &sort`` -> ``{"jobs", "count", "limit", "offset"}``; ``count`` is the exact number of matches.
 * ``POST /jobs/{id}/cancel``, ``DELETE /jobs/{id}``, ``PUT /jobs/{id}/tags``: 204. ``GET
@@ -67,8 +68,7 @@ def v1_job(job: JobInfo, user: str, *, include_params: bool = False) -> dict[str
     status = _STATES.get(job.status, job.status.capitalize())
     state: dict[str, Any] = {"status": status}
     if job.reason == _RAN_TOO_LONG:
-        status = state["status"] = "Failed"
-        state["reason"] = "Job ran longer than its max_execution_time"
+        state["reason"] = "Ran too long"
         state["reason_code"] = _RAN_TOO_LONG_CODE
     elif job.reason:
         state["reason"] = job.reason

@@ -12,7 +12,9 @@ Prints one JSON object of observations on stdout for ``tests/test_server_newclie
 import json
 import sys
 
+import numpy as np
 from qiskit import QuantumCircuit
+from qiskit.circuit import Parameter
 from qiskit.quantum_info import SparsePauliOp
 from qiskit.transpiler import generate_preset_pass_manager
 from qiskit_ibm_runtime import Batch, EstimatorV2, QiskitRuntimeService, SamplerV2, Session
@@ -51,6 +53,12 @@ def main(base: str, token: str, crn: str, backend_name: str) -> dict:
         channel="ibm_quantum_platform", token=token, instance=crn, url=f"{base}/experimental/api/v1"
     )
     out: dict = {"backends": sorted(b.name for b in service.backends())}
+    # with no instance the client finds the user's one through Global Search and Catalog
+    found = QiskitRuntimeService(
+        channel="ibm_quantum_platform", token=token, url=f"{base}/experimental/api/v1"
+    )
+    out["instances"] = [item["crn"] for item in found.instances()]
+    out["found_backends"] = sorted(b.name for b in found.backends())
     backend = service.backend(backend_name)
     out["backend"] = {"name": backend.name, "num_qubits": backend.num_qubits}
     pm = generate_preset_pass_manager(backend=backend, optimization_level=1)
@@ -70,6 +78,23 @@ def main(base: str, token: str, crn: str, backend_name: str) -> dict:
     job = EstimatorV2(mode=backend).run([(isa_plain, zz)])
     evs = job.result()[0].data.evs
     out["estimator"] = {"zz": float(evs), "job_id": job.job_id()}
+
+    # parameter sweeps: arrays of bindings come back as arrays of results, in binding order
+    theta = Parameter("theta")
+    rotation = QuantumCircuit(1)
+    rotation.ry(theta, 0)
+    isa_rotation = pm.run(rotation)
+    measured = rotation.copy()
+    measured.measure_all()
+    angles = np.array([[0.0], [np.pi], [np.pi / 2]])
+    z = SparsePauliOp("Z").apply_layout(isa_rotation.layout)
+    swept = EstimatorV2(mode=backend).run([(isa_rotation, z, angles)]).result()[0].data.evs
+    bits = SamplerV2(mode=backend).run([(pm.run(measured), angles)], shots=100).result()[0]
+    out["sweep"] = {
+        "evs": [float(v) for v in swept],
+        "shape": list(bits.data.meas.shape),
+        "counts": [dict(bits.data.meas.get_counts(loc=i)) for i in range(3)],
+    }
 
     with Batch(backend=backend) as batch:
         job = SamplerV2(mode=batch).run([isa], shots=50)
@@ -93,7 +118,7 @@ def main(base: str, token: str, crn: str, backend_name: str) -> dict:
     listed = service.jobs(limit=5)
     out["jobs"] = [j.job_id() for j in listed]
     every = service.jobs(limit=None)
-    out["jobs_total"] = len(every)
+    out["jobs_total"] = len(every)  # 8 with the two sweeps
     out["jobs_by_program"] = len(service.jobs(limit=None, program_id="estimator"))
     fetched = service.job(out["sampler"]["job_id"])
     out["job"] = {
