@@ -845,3 +845,41 @@ def test_a_result_kept_outside_the_api_is_downloaded_without_our_headers(
     with pytest.raises(Exception, match="could not be downloaded from storage.test") as caught:
         rt.job_result(job.id)
     assert "s1gn4ture" not in str(caught.value)
+
+
+def test_apply_adopts_the_job_an_interrupted_apply_submitted(
+    platform: Platform, tmp_path: Path
+) -> None:
+    from qrt_apply.manifests import load_desired_state
+    from qrt_apply.model import submission_tag
+
+    root = tmp_path / "p"
+    write(root, "circuits/bell.qasm", BELL)
+    write(
+        root,
+        "manifests/b.yaml",
+        f"""
+        apiVersion: qrt/v1
+        kind: JobBatch
+        name: once
+        program: sampler
+        backend: {BACKEND}
+        jobs:
+          - name: bell
+            inputs: {{pubs: [{{circuit: {{$file: ../circuits/bell.qasm}}}}]}}
+        """,
+    )
+    # an apply that died after its POST: the job is on the platform, qrt.lock knows nothing of it
+    rt = platform.runtime()
+    [job] = load_desired_state(root, root / "manifests").jobs()
+    tag = submission_tag(rt.target.to_json(), job.address, job.digest, 0)
+    posted = rt.run("sampler", job.params(), backend=BACKEND, tags=[*job.tags, tag])
+    result = run_cli(root, platform.runtime(), "apply", "--auto-approve")
+    assert result.exit_code == 0, result.output
+    assert len(platform.calls("POST", "/jobs")) == 1  # found by its tag, not sent again
+    record = json.loads((root / "qrt.lock").read_text())["jobs"]["job.once/bell"]
+    assert (record["id"], record["status"], record["submission_tag"]) == (
+        posted.id,
+        "COMPLETED",
+        tag,
+    )

@@ -58,8 +58,9 @@ def instances(server: ServerHandle) -> dict[str, str]:
 
 
 def run_script(
-    python: str, server: ServerHandle, script: str, user: str, backend: str
+    python: str, server: ServerHandle, script: str, user: str, last: str
 ) -> dict[str, Any]:
+    """Run ``script URL TOKEN CRN LAST`` as ``user`` (LAST: a backend name, or another CRN)."""
     home = server.data_dir.parent / f"home-{user}"  # the client may create ~/.qiskit
     home.mkdir(exist_ok=True)
     env = {
@@ -79,7 +80,7 @@ def run_script(
     )
     crn = instances(server)[user]
     done = subprocess.run(
-        [python, str(SCRIPTS / script), server.url, server.tokens[user], crn, backend],
+        [python, str(SCRIPTS / script), server.url, server.tokens[user], crn, last],
         capture_output=True,
         text=True,
         timeout=600,
@@ -98,6 +99,8 @@ def test_flow_on_the_noiseless_simulator(python: str, server: ServerHandle) -> N
     out = run_script(python, server, "flow.py", "flow", "aer_simulator")
 
     assert out["backends"] == ["aer_simulator", "fake_noisy_5q", "ibmq_qasm_simulator"]
+    assert out["instances"] == [instances(server)["flow"]]
+    assert out["found_backends"] == out["backends"]
     assert out["backend"] == {"name": "aer_simulator", "num_qubits": 24}
     sampled = out["sampler"]
     assert set(sampled["counts"]) <= {"00", "11"} and sum(sampled["counts"].values()) == 200
@@ -176,3 +179,9 @@ def test_cancel_delete_and_session_cancel_of_queued_jobs(python: str, server: Se
         "session_job_after": "CANCELLED",
         "session_status": "Closed",
     }
+
+
+def test_the_client_refuses_another_users_instance(python: str, server: ServerHandle) -> None:
+    crns = instances(server)
+    out = run_script(python, server, "other_instance.py", "noisy", crns["flow"])
+    assert out["error"] == "IBMInputValueError"  # flow's CRN is not among noisy's instances

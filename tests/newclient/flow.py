@@ -53,6 +53,12 @@ def main(base: str, token: str, crn: str, backend_name: str) -> dict:
         channel="ibm_quantum_platform", token=token, instance=crn, url=f"{base}/experimental/api/v1"
     )
     out: dict = {"backends": sorted(b.name for b in service.backends())}
+    # with no instance the client finds the user's one through Global Search and Catalog
+    found = QiskitRuntimeService(
+        channel="ibm_quantum_platform", token=token, url=f"{base}/experimental/api/v1"
+    )
+    out["instances"] = [item["crn"] for item in found.instances()]
+    out["found_backends"] = sorted(b.name for b in found.backends())
     backend = service.backend(backend_name)
     out["backend"] = {"name": backend.name, "num_qubits": backend.num_qubits}
     pm = generate_preset_pass_manager(backend=backend, optimization_level=1)
