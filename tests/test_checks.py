@@ -242,3 +242,74 @@ def test_checked_jobs_are_remembered_per_project(tmp_path: Path) -> None:
     # an edit that breaks the circuit is checked again, not taken from the cache
     (root / "circuits" / "bell.qasm").write_text(BELL.replace("measure q -> c;", "measure q;"))
     assert "invalid OpenQASM 2" in str(error_of(root))
+
+
+V1 = """\
+apiVersion: qrt/v1
+kind: JobBatch
+name: b
+program: {program}
+backend: aer_simulator
+jobs:
+  - name: j
+    inputs:
+      circuits:
+        - {{library: real_amplitudes, num_qubits: 2, reps: 1}}
+        - {{$file: ../circuits/bell.qasm}}
+{rest}"""
+
+
+@pytest.mark.parametrize(
+    ("program", "rest", "line", "fragment"),
+    [
+        (
+            "estimator",
+            "      observables: [[[ZZ, 1]], [[XXX, 1]]]\n"
+            "      circuit_indices: [0, 1]\n"
+            "      observable_indices: [0, 1]\n"
+            "      parameter_values: [[0, 1, 2, 3], []]\n",
+            12,
+            "job 'j' inputs.observables[1]: observable acts on 3 qubits, the circuit has 2",
+        ),
+        (
+            "estimator",
+            "      observables: [[[ZZ, 1]]]\n"
+            "      circuit_indices: [0]\n"
+            "      parameter_values: [[0, 1, 2]]\n",
+            14,
+            "job 'j' inputs.parameter_values[0]: circuits[0] has 4 parameters, got 3 values",
+        ),
+        (
+            "sampler",
+            "      circuit_indices: [2]\n",
+            12,
+            "job 'j' inputs.circuit_indices: must be a list of indices from 0 to 1",
+        ),
+        (
+            "sampler",
+            "      circuit_indices: [0]\n      parameter_values: [[0, 1, 2, 3]]\n",
+            10,
+            "job 'j' inputs.circuits[0]: the circuit measures nothing",
+        ),
+    ],
+)
+def test_v1_inputs_are_checked(
+    tmp_path: Path, program: str, rest: str, line: int, fragment: str
+) -> None:
+    root = project(tmp_path, "sampler", "- circuit: {$file: ../circuits/bell.qasm}")
+    (root / "manifests" / "b.yaml").write_text(V1.format(program=program, rest=rest))
+    error = error_of(root)
+    assert fragment in str(error)
+    assert error.line == line, str(error)
+
+
+def test_good_v1_inputs_pass(tmp_path: Path) -> None:
+    root = project(tmp_path, "sampler", "- circuit: {$file: ../circuits/bell.qasm}")
+    rest = (
+        "      observables: [[[ZZ, 1]], [[XI, 2]]]\n"
+        "      circuit_indices: [0, 1]\n"
+        "      observable_indices: [1, 0]\n"
+        "      parameter_values: [[0, 1, 2, 3], []]\n"
+    )
+    (root / "manifests" / "b.yaml").write_text(V1.format(program="estimator", rest=rest))
+    assert len(load_desired_state(root, root / "manifests").jobs()) == 1

@@ -174,3 +174,6 @@ def test_apply_prints_the_reason_and_records_a_clean_error(tmp_path: Path) -> No
     assert errors["job.f/plain"].startswith("Traceback (most recent call last):\n")
     assert '  File "program.py", line 9, in helper\n' in errors["job.f/plain"]
     assert errors["job.exact/level"] == "options.optimization_level must be 0, 1, 2 or 3\n"
+    shown = qrt(tmp_path, "show", "batch.f").stdout.splitlines()
+    assert [line.split()[0] for line in shown] == ["job.f/chained", "job.f/plain"]
+    assert shown[1].endswith("FAILED — ValueError: bad value 3")

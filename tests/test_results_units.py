@@ -283,3 +283,27 @@ def test_sweep_of_counts_has_one_series_per_outcome_and_per_other_variable() -> 
     ]
     values = [p.value for p in sweep.series["pub 0 c: P(11) (basis=x)"]]
     assert values == pytest.approx([0.5, 0.25, 0.125])
+
+
+def test_results_recorded_as_blobs_by_older_versions_read_plainly(tmp_path) -> None:
+    from qrt_apply.lockfile import Lockfile
+    from qrt_apply.results.report import compare_job, completed_result
+
+    old_blob = json.loads(wire({"values": np.array([0.5, 0.25]), "metadata": [{}, {}]}))
+    assert blobs(old_blob)  # what qrt.lock used to hold for a V1 estimator
+    lock = Lockfile(tmp_path / "qrt.lock")
+    lock.set_job(
+        "job.e/v1",
+        {
+            "id": "new",
+            "status": "COMPLETED",
+            "result": {"values": [0.5, 0.75], "metadata": [{}, {}]},
+            "history": [{"id": "old", "status": "COMPLETED", "result": old_blob}],
+        },
+    )
+    record, result = completed_result(lock, "job.e/v1")
+    assert result["values"] == [0.5, 0.75] and record["id"] == "new"
+    comparison = compare_job(lock, "job.e/v1")
+    assert comparison.previous_id == "old"
+    changed = [e for e in comparison.drift.entries if e.value > 0]
+    assert [(e.label, e.old, e.new) for e in changed] == [("circuit 1", 0.25, 0.75)]

@@ -160,3 +160,24 @@ def test_float_sweep_converges_and_reruns_only_the_changed_job(tmp_path: Path) -
     after = json.loads((root / "qrt.lock").read_text())["jobs"]
     assert [a for a in sorted(after) if after[a]["id"] != jobs[a]["id"]] == ["job.sweep/ry-5"]
     assert qrt(root, "plan", "--detailed-exitcode").returncode == 0
+
+
+def test_a_slug_named_job_is_renamed_by_a_value_edit(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from qrt_apply.cli import AppContext, cli
+
+    from fakes import FakeRuntime
+
+    runtime = FakeRuntime()
+
+    def run(*args: str):
+        obj = AppContext(project_dir=tmp_path, _runtime=runtime)
+        return CliRunner().invoke(cli, ["-C", str(tmp_path), *args], obj=obj)
+
+    root = sweep_project(tmp_path, [0.1, 0.2, 0.3])
+    assert run("apply", "--auto-approve").exit_code == 0
+    sweep_project(root, [0.1, 0.25, 0.3])
+    plan = json.loads(run("plan", "--format", "json").output)
+    assert [(a["action"], a["address"]) for a in plan["actions"]] == [("run", "job.sweep/ry-0p25")]
+    assert plan["orphans"] == ["job.sweep/ry-0p2"]

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from qrt_apply.errors import ConfigError
+from qrt_apply.failures import failure_reason
 from qrt_apply.lockfile import JOURNAL_NAME, Lockfile
 
 __all__ = ["COMMANDS", "batch_jobs"]
@@ -30,7 +31,13 @@ def batch_jobs(jobs: dict[str, dict[str, Any]], address: str) -> dict[str, dict[
 def _job_line(address: str, record: dict[str, Any]) -> str:
     line = f"{address:<40} {record.get('id') or '-':<28} {record.get('status', '')}"
     reason = record.get("reason")
-    return f"{line} ({reason})" if reason else line
+    if reason:
+        line += f" ({reason})"
+    if record.get("status") == "FAILED" and record.get("error"):
+        why = failure_reason(record["error"])
+        if why and why != reason:
+            line += f" — {why}"
+    return line
 
 
 @click.command()

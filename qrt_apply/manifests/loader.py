@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from qrt_apply.errors import ManifestError
+from qrt_apply.manifests.checkcache import CheckCache
 from qrt_apply.manifests.inputs import (
     check_builtin_inputs,
     check_program_inputs,
@@ -24,7 +25,7 @@ from qrt_apply.manifests.inputs import (
 )
 from qrt_apply.manifests.matrix import expand_matrix, substitute, unresolved_variables
 from qrt_apply.manifests.moved import moves_from
-from qrt_apply.manifests.pubs import CheckCache, check_primitive_inputs
+from qrt_apply.manifests.pubs import check_primitive_inputs
 from qrt_apply.manifests.resolve import read_bounded, read_repository_file, resolve_files
 from qrt_apply.manifests.yamldocs import Document, YamlLimits, load_documents
 from qrt_apply.model import (

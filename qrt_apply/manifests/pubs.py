@@ -15,7 +15,7 @@ field (``job 'bell' inputs.pubs[0].circuit: ...``).
 
 Cost: qiskit is imported only when a circuit is checked, so manifests without built-in jobs cost
 nothing here. A circuit (by its text or library arguments) is parsed once per process, however
-many jobs share it. What passed is remembered in ``.qrt/checked.json`` (:class:`CheckCache`, local
+many jobs share it. What passed is remembered in ``.qrt/checked.json`` (``checkcache.py``, local
 and git-ignored, once some command has made ``.qrt/``): the digest of each job's checked inputs and each circuit's width, under the
 versions of qrt and qiskit that checked them. A later validate or plan of unchanged jobs imports
 no qiskit at all; editing a circuit costs one import and one parse.
@@ -23,21 +23,18 @@ no qiskit at all; editing a circuit costs one import and one parse.
 
 from __future__ import annotations
 
-import importlib.util
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from qrt_apply.errors import ManifestError, RuntimeApiError
+from qrt_apply.manifests.checkcache import WIDTHS, CheckCache, circuit_digest
 from qrt_apply.model import JobSpec, canonical_json, sha256_hex
 from qrt_apply.runtime.base import BackendInfo
 
 __all__ = [
     "MAX_SHOTS",
     "OFFLINE_MAX_QUBITS",
-    "CheckCache",
     "check_backends",
     "check_primitive_inputs",
 ]
@@ -65,12 +62,6 @@ class _Parsed:
 
 
 _CIRCUITS: dict[str, _Parsed | RuntimeApiError] = {}
-# circuit digest -> width: of every circuit parsed in this process or read from a CheckCache
-_WIDTHS: dict[str, int] = {}
-
-
-def _circuit_digest(value: Any) -> str:
-    return sha256_hex(value if isinstance(value, str) else canonical_json(value))
 
 
 def _circuit(value: Any, where: str) -> _Parsed:
@@ -83,7 +74,7 @@ def _circuit(value: Any, where: str) -> _Parsed:
         try:
             circuit = parse_circuit(value, max_qubits=OFFLINE_MAX_QUBITS, where="\0")
             found = _Parsed(circuit, circuit.num_qubits, bool(circuit.num_clbits))
-            _WIDTHS[_circuit_digest(value)] = found.num_qubits
+            WIDTHS[circuit_digest(value)] = found.num_qubits
         except RuntimeApiError as exc:
             found = exc
         _CIRCUITS[key] = found
@@ -93,90 +84,8 @@ def _circuit(value: Any, where: str) -> _Parsed:
 
 
 def _width(value: Any, where: str) -> int:
-    known = _WIDTHS.get(_circuit_digest(value))
+    known = WIDTHS.get(circuit_digest(value))
     return known if known is not None else _circuit(value, where).num_qubits
-
-
-def _checker_version() -> str:
-    """qrt's and qiskit's versions: a check made under others is made again. qiskit's is read
-    from its VERSION.txt (importing qiskit, or importlib.metadata, would cost what the cache
-    saves)."""
-    from qrt_apply import __version__
-
-    spec = importlib.util.find_spec("qiskit")
-    qiskit = "none"
-    if spec is not None and spec.origin is not None:
-        try:
-            qiskit = (Path(spec.origin).parent / "VERSION.txt").read_text("utf-8").strip()
-        except OSError:
-            qiskit = str(Path(spec.origin).stat().st_mtime_ns)
-    return f"{__version__}/{qiskit}/1"
-
-
-class CheckCache:
-    """What passed the checks before, in ``path`` (``.qrt/checked.json``); None: remember nothing.
-
-    Read on first use, written by :meth:`save` when something was added: a failed load writes
-    nothing, and neither does a project without ``.qrt/`` (validate and ``plan --lock-only``
-    create no local state). A file that cannot be read or written is ignored."""
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self._loaded = False
-        self._changed = False
-        self._version = ""
-        self._jobs: set[str] = set()
-        self._used: set[str] = set()  # what this load asked about: all that is kept
-        self._circuits: set[str] = set()  # digests of the circuits of those jobs
-
-    def _load(self) -> None:
-        if self._loaded:
-            return
-        self._loaded = True
-        self._version = _checker_version()
-        if self.path is None:
-            return
-        try:
-            data = json.loads(self.path.read_text("utf-8"))
-        except (OSError, ValueError):
-            return
-        if not isinstance(data, dict) or data.get("version") != self._version:
-            return
-        jobs, widths = data.get("jobs"), data.get("widths")
-        if isinstance(jobs, list) and isinstance(widths, dict):
-            self._jobs = {j for j in jobs if isinstance(j, str)}
-            _WIDTHS.update({k: v for k, v in widths.items() if isinstance(v, int)})
-
-    def checked(self, key: str, circuits: Sequence[str]) -> bool:
-        """Whether the inputs of digest ``key``, with these circuits, passed before."""
-        self._load()
-        self._used.add(key)
-        self._circuits.update(circuits)
-        return key in self._jobs
-
-    def add(self, key: str) -> None:
-        self._load()
-        self._used.add(key)
-        if key not in self._jobs:
-            self._jobs.add(key)
-            self._changed = True
-
-    def save(self) -> None:
-        """Write what this load checked (entries of jobs no longer there are dropped)."""
-        if self.path is None or not (self._changed or self._jobs - self._used):
-            return
-        if not self.path.parent.is_dir():
-            return
-        from qrt_apply.fileio import atomic_write
-
-        self._jobs &= self._used
-        widths = {d: _WIDTHS[d] for d in sorted(self._circuits) if d in _WIDTHS}
-        data = {"version": self._version, "jobs": sorted(self._jobs), "widths": widths}
-        try:
-            atomic_write(self.path, json.dumps(data, sort_keys=True) + "\n")
-        except OSError:
-            return
-        self._changed = False
 
 
 class _Job:
@@ -311,7 +220,7 @@ def check_primitive_inputs(
         shots = options.get("default_shots")
         precision = options.get("default_precision")
         key = sha256_hex(canonical_json([program, inputs, shots, precision]))
-        circuits = [_circuit_digest(c) for _, c in _circuits_in(inputs)]
+        circuits = [circuit_digest(c) for _, c in _circuits_in(inputs)]
         if cache.checked(key, circuits):
             return
     _check_inputs(program, inputs, options, _Job(manifest, job, line, locate, file_names))
@@ -331,11 +240,59 @@ def _check_inputs(
         for index, pub in enumerate(inputs["pubs"]):
             _check_pub(program, at, pub, ("pubs", index))
         return
-    for index, circuit in enumerate(inputs.get("circuits") or ()):
-        at.parse(circuit, ("circuits", index))
     run_options = inputs.get("run_options")
     if isinstance(run_options, Mapping) and "shots" in run_options:
         _check_shots(at, run_options["shots"], ("run_options", "shots"))
+    _check_v1(program, at, inputs)
+
+
+def _indices(at: _Job, inputs: Mapping[str, Any], key: str, count: int, default: int) -> list[int]:
+    value = inputs.get(key)
+    if value is None:
+        return list(range(default))
+    if not isinstance(value, list) or not all(_whole(i, 0, count - 1) for i in value):
+        raise at.fail((key,), f"must be a list of indices from 0 to {count - 1}")
+    return value
+
+
+def _check_v1(program: str, at: _Job, inputs: Mapping[str, Any]) -> None:
+    """The V1 lists, as ``engine/primitives_v1.py`` reads them: circuits, circuit_indices,
+    parameter_values (one list per circuit index), observables and observable_indices."""
+    parsed = [at.parse(c, ("circuits", i)) for i, c in enumerate(inputs["circuits"])]
+    chosen = _indices(at, inputs, "circuit_indices", len(parsed), len(parsed))
+    values = inputs.get("parameter_values")
+    if values is not None and (not isinstance(values, list) or len(values) != len(chosen)):
+        raise at.fail(("parameter_values",), "needs one list of values per circuit index")
+    for k, ci in enumerate(chosen):
+        given = values[k] if values is not None else []
+        wanted = parsed[ci].circuit.num_parameters
+        if not isinstance(given, list) or len(given) != wanted:
+            count = len(given) if isinstance(given, list) else "no list of"
+            raise at.fail(
+                ("parameter_values", k) if values is not None else ("circuits", ci),
+                f"circuits[{ci}] has {wanted} parameters, got {count} values",
+            )
+        if program == "sampler" and not parsed[ci].measured:
+            raise at.fail(
+                ("circuits", ci),
+                "the circuit measures nothing; add measurements (or measure_all: true)",
+            )
+    if program != "estimator":
+        return
+    from qrt_apply.engine.circuits import parse_observables
+
+    observables = inputs["observables"]
+    if not isinstance(observables, list) or not observables:
+        raise at.fail(("observables",), "the estimator needs a non-empty list of observables")
+    chosen_obs = _indices(at, inputs, "observable_indices", len(observables), len(chosen))
+    if len(chosen_obs) != len(chosen):
+        raise at.fail(("observable_indices",), "needs one entry per circuit index")
+    for ci, oi in zip(chosen, chosen_obs, strict=True):
+        where = at.field(("observables", oi))
+        try:
+            parse_observables(observables[oi], num_qubits=parsed[ci].num_qubits, where=where)
+        except RuntimeApiError as exc:
+            raise at.error(("observables", oi), exc.message) from None
 
 
 def _circuits_in(inputs: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...], Any]]:
