@@ -90,6 +90,7 @@ class Applier:
         self._jobs: dict[str, JobSpec] = {job.address: job for job in desired.jobs()}
         # Set when a parallel stage is left early (Ctrl-C): tasks under way submit no more jobs.
         self._stop = threading.Event()
+        self._created: dict[str, str | None] = {}  # _wait_all: address -> the job's created
         # Submission order, and the intents journaled ahead of their POST: address -> the record
         # it replaced (restored if the POST is never sent).
         self._order: list[str] = []
@@ -476,6 +477,8 @@ class Applier:
         of the pending jobs plus a read of each id it did not return. ``once``: one round only.
         Returns the addresses still running."""
         remaining = dict(in_flight)
+        # When the runtime said it created each job: listings ask only for jobs since the oldest.
+        self._created = {a: (self.lock.job(a) or {}).get("created") for a in in_flight}
         interval = self.poll_interval
         rounds = 0
         while remaining:
@@ -498,7 +501,10 @@ class Applier:
     def _poll_round(self, remaining: dict[str, str], *, listing: bool) -> None:
         """Collect and drop from ``remaining`` every job that is final or gone."""
         ids = sorted(set(remaining.values()))
-        seen = poll_jobs(self.runtime, ids, parallelism=self.parallelism, listing=listing)
+        created = [self._created.get(address) for address in remaining]
+        seen = poll_jobs(
+            self.runtime, ids, parallelism=self.parallelism, listing=listing, created=created
+        )
         for address, job_id in sorted(remaining.items()):
             info = seen.get(job_id)
             if info is None:

@@ -28,6 +28,7 @@ __all__ = ["ENV_VAR", "Limits", "Project", "load_project"]
 CONFIG_NAME = "qrt.yaml"
 ENV_VAR = "QRT_ENV"
 STATE_DIR = ".qrt"
+MAX_CONFIG_BYTES = 1024 * 1024  # qrt.yaml holds settings, never data
 
 
 @dataclass(frozen=True)
@@ -90,12 +91,13 @@ class Project:
 
     @property
     def state_dir(self) -> Path:
-        """Git-ignored local state of this lockfile: the embedded runtime, apply lock, journal."""
+        """Git-ignored local state of this lockfile: the embedded runtime, apply lock, journal.
+        ``.qrt/`` itself when no lockfile is chosen yet (what is kept there, such as the cache of
+        checked manifests, belongs to no environment; the lockfile and target still raise)."""
         base = self.root / STATE_DIR
         if self.lockfile_override is not None:
             key = hashlib.sha256(str(self.lockfile_override).encode()).hexdigest()[:16]
             return base / "lockfile" / key
-        self._environment_settings()
         if self.environment is not None:
             return base / "env" / self.environment
         return base
@@ -120,10 +122,6 @@ class Project:
     @property
     def limits(self) -> Limits:
         return Limits(**(self.settings.get("limits") or {}))
-
-    def describe(self) -> str:
-        """How messages and plans name what a command works on."""
-        return f"environment {self.environment!r}" if self.environment else "the project"
 
 
 def _schema_message(error: Any) -> tuple[tuple[str | int, ...], str]:
@@ -150,6 +148,8 @@ def _read_settings(config_file: Path) -> dict[str, Any]:
     from qrt_apply.schema import schema_validator
 
     try:
+        if config_file.stat().st_size > MAX_CONFIG_BYTES:  # checked before it is read
+            raise ConfigError(f"{CONFIG_NAME}: larger than {MAX_CONFIG_BYTES:,} bytes")
         text = config_file.read_text("utf-8").replace("\r\n", "\n")
         documents = load_documents(text, CONFIG_NAME)
     except ManifestError as exc:  # invalid YAML, with its line

@@ -11,6 +11,7 @@ import itertools
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from qrt_apply.errors import ConflictError, NotFoundError
@@ -158,9 +159,13 @@ class FakeRuntime:
         tags: Sequence[str] = (),
         session_id: str | None = None,
         descending: bool = True,
+        created_after: str | None = None,
     ) -> list[JobInfo]:
         # list(): one step under the GIL, while apply's threads add jobs (run) meanwhile
         found = [j for j in list(self.jobs_by_id.values()) if set(tags) <= set(j.tags)]
+        if created_after is not None:
+            since = datetime.fromisoformat(created_after)
+            found = [j for j in found if j.created and datetime.fromisoformat(j.created) >= since]
         if pending is not None:
             # A listing of pending jobs is a poll too: each unfinished job advances one state, as
             # by job(), so code that waits with listings sees jobs end.

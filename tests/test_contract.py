@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from qrt_apply.errors import ConfigError, ConflictError, NotFoundError
+from qrt_apply.errors import ConfigError, ConflictError, NotFoundError, RuntimeApiError
 from qrt_apply.runtime.accounts import PLATFORM_CHANNELS, Account
 from qrt_apply.runtime.base import JobInfo, Runtime
 from qrt_apply.runtime.embedded import EmbeddedRuntime
@@ -331,6 +331,17 @@ def test_jobs_filters_paging_and_tags(runtime: Runtime) -> None:
     assert runtime.jobs(tags=[tag], backend="fake_noisy_5q") == []
     assert user_tags(runtime.job(submitted[2])) == {tag, "n2"}
     assert len(runtime.jobs(limit=None)) >= 3
+    # created_after: jobs created at or after the time given (as the runtime reports times).
+    created = {job_id: runtime.job(job_id).created for job_id in submitted}
+    bound = created[submitted[1]]
+    assert bound is not None
+    since = {j.id for j in runtime.jobs(tags=[tag], limit=None, created_after=bound)}
+    assert submitted[1] in since and since == {i for i, c in created.items() if c and c >= bound}
+    later = "9999-01-01T00:00:00Z"
+    assert runtime.jobs(tags=[tag], limit=None, created_after=later) == []
+    with pytest.raises(RuntimeApiError) as refused:
+        runtime.jobs(tags=[tag], created_after="yesterday")
+    assert refused.value.status == 400
 
 
 def test_delete_job(runtime: Runtime) -> None:

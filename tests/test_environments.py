@@ -151,6 +151,7 @@ def test_lockfile_option_gets_state_of_its_own(tmp_path: Path) -> None:
         ("- a\n- b\n", "qrt.yaml:1: must be a mapping"),
         ("a: 1\n---\nb: 2\n", "qrt.yaml:3: one YAML document only"),
         ("target: [\n", "qrt.yaml:2: invalid YAML"),
+        ("# padding\n" * 120_000, "qrt.yaml: larger than 1,048,576 bytes"),
     ],
 )
 def test_qrt_yaml_errors_name_the_line(tmp_path: Path, text: str, message: str) -> None:

@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from qrt_apply.cli import AppContext, cli
 from qrt_apply.model import content_digest
 from qrt_apply.plan import observe
+from qrt_apply.plan.refresh import listing_since
 from qrt_apply.runtime.accounts import Account
 from qrt_apply.runtime.base import JobInfo
 from qrt_apply.runtime.http import HttpRuntime
@@ -226,3 +227,41 @@ def test_a_listing_without_digests_falls_back_to_reading_each_program(tmp_path: 
     assert runtime.reads["program"] == len(ids)
     assert all(observed.programs[i].data == source(n) for n, i in enumerate(ids))  # type: ignore[union-attr]
     assert observed.names == {f"p{i}": pid for i, pid in enumerate(ids)}
+
+
+def test_listing_since_is_a_second_before_the_oldest_creation_time() -> None:
+    assert listing_since(["2026-01-01T00:00:05.5Z", "2026-01-01T00:00:02Z"]) == (
+        "2026-01-01T00:00:01.000000Z"
+    )
+    assert listing_since(["2026-01-01T01:00:00+01:00"]) == "2025-12-31T23:59:59.000000Z"
+    # Not bounded when a time is unknown or unreadable: the listing must not leave a job out.
+    assert listing_since(["2026-01-01T00:00:02Z", None]) is None
+    assert listing_since(["2026-01-01T00:00:02Z", "soon"]) is None
+    assert listing_since([]) is None
+
+
+class BoundRecordingFake(FakeRuntime):
+    """Records the ``created_after`` of each listing of pending jobs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bounds: list[str | None] = []
+
+    def jobs(self, **kw: Any) -> Any:
+        if kw.get("pending") is not None:
+            self.bounds.append(kw.get("created_after"))
+        return super().jobs(**kw)
+
+
+def test_pending_listings_ask_only_for_jobs_since_the_oldest_in_flight(tmp_path: Path) -> None:
+    root = small_project(tmp_path)
+    runtime = BoundRecordingFake()
+    done = run_cli(root, "apply", "--auto-approve", "--no-wait", runtime=runtime)
+    assert done.exit_code == 0, done.output
+    created = [r["created"] for r in lock_jobs(root).values()]
+    assert len(created) > 1 and all(created)
+    runtime.bounds.clear()
+    done = run_cli(root, "refresh", "--wait", runtime=runtime)
+    assert done.exit_code == 0, done.output
+    assert {r["status"] for r in lock_jobs(root).values()} == {"COMPLETED"}
+    assert runtime.bounds and set(runtime.bounds) == {listing_since(created)}

@@ -142,6 +142,8 @@ class Runner:
     ) -> dict[str, Any]:
         """Runs the workflow's one job; returns what was run and skipped, and the summary."""
         workflow = yaml.safe_load(workflow_file.read_text("utf-8"))
+        # `shell: bash` is what makes GitHub run `bash --noprofile --norc -eo pipefail {0}`, as below.
+        assert workflow["defaults"] == {"run": {"shell": "bash"}}
         ((_, job),) = workflow["jobs"].items()
         self.runs += 1
         temp = self.tmp / f"runner-temp-{self.runs}"
@@ -300,18 +302,26 @@ def _git(cwd: Path, *args: str) -> str:
     return done.stdout
 
 
-def test_apply_workflow_applies_and_commits_the_lockfile(tmp_path: Path) -> None:
+def _origin_and_checkout(tmp_path: Path, qrt_yaml: str | None = None) -> tuple[Path, Path]:
+    """A bare 'GitHub' repository holding what `qrt init` wrote (with ``qrt_yaml`` instead of its
+    qrt.yaml), and the job's checkout of main's tip, as actions/checkout would make it."""
     origin = tmp_path / "origin.git"
     _git(tmp_path, "init", "--quiet", "--bare", "--initial-branch=main", str(origin))
     author = tmp_path / "author"
     init_project(author)
+    if qrt_yaml is not None:
+        (author / "qrt.yaml").write_text(qrt_yaml, "utf-8")
     _git(author, "init", "--quiet", "--initial-branch=main")
     _git(author, "add", "-A")
     _git(author, "commit", "--quiet", "-m", "qrt init")
     _git(author, "push", "--quiet", str(origin), "main")
-    checkout = tmp_path / "checkout"  # what actions/checkout gives the job: main's tip
+    checkout = tmp_path / "checkout"
     _git(tmp_path, "clone", "--quiet", "--branch", "main", str(origin), str(checkout))
+    return origin, checkout
 
+
+def test_apply_workflow_applies_and_commits_the_lockfile(tmp_path: Path) -> None:
+    origin, checkout = _origin_and_checkout(tmp_path)
     workflow = yaml.safe_load((checkout / WORKFLOWS["apply"]).read_text("utf-8"))
     assert workflow["concurrency"]["cancel-in-progress"] is False
     runner = Runner(tmp_path, {"comments": [], "next_id": 1, "calls": []})
@@ -320,6 +330,7 @@ def test_apply_workflow_applies_and_commits_the_lockfile(tmp_path: Path) -> None
     assert first["ran"] == ["qrt apply", "Commit the lockfile and results"]
     log = _git(origin, "log", "--format=%s", "main")
     assert log.splitlines()[0].startswith("qrt apply: the lockfile after applying ")
+    assert _git(origin, "show", "--name-only", "--format=", "main").split() == ["qrt.lock"]
     lock = json.loads(_git(origin, "show", "main:qrt.lock"))
     assert {j["status"] for j in lock["jobs"].values()} == {"COMPLETED"}
     assert "token" not in json.dumps(lock["target"]).lower()
@@ -328,6 +339,18 @@ def test_apply_workflow_applies_and_commits_the_lockfile(tmp_path: Path) -> None
     second = runner.run_job(checkout / WORKFLOWS["apply"], checkout, git_env)
     assert second["ran"] == first["ran"]
     assert _git(origin, "log", "--format=%s", "main") == log
+
+
+def test_apply_workflow_commits_an_environments_own_lockfile(tmp_path: Path) -> None:
+    qrt_yaml = "environments:\n  dev: {}\n  prod:\n    lockfile: deploy/prod.lock\n"
+    origin, checkout = _origin_and_checkout(tmp_path, qrt_yaml)
+    runner = Runner(tmp_path, {"comments": [], "next_id": 1, "calls": []})
+    env = {"GIT_CONFIG_NOSYSTEM": "1", "QRT_ENV": "prod"}
+    runner.run_job(checkout / WORKFLOWS["apply"], checkout, env)
+    assert _git(origin, "show", "--name-only", "--format=", "main").split() == ["deploy/prod.lock"]
+    lock = json.loads(_git(origin, "show", "main:deploy/prod.lock"))
+    assert lock["target"]["url"] == ".qrt/env/prod"
+    assert {j["status"] for j in lock["jobs"].values()} == {"COMPLETED"}
 
 
 def test_workflows_pin_actions_and_ask_for_least_permissions(tmp_path: Path) -> None:

@@ -10,8 +10,9 @@ It reads listings, not objects one by one, so a converged plan costs the list pa
   ``content_digest``, or the program is missing from the list (deleted, or a listing that leaves
   it out). A listed ``data_digest`` also marks the program as the caller's own, which is what a
   name lookup needs.
-* Jobs the lockfile has in flight come from the listing of pending jobs; only those it does not
-  return (most likely final by now, whose results are fetched anyway) are read one by one.
+* Jobs the lockfile has in flight come from the listing of pending jobs created since the oldest
+  of them (``created_after``); only those it does not return (most likely final by now, whose
+  results are fetched anyway) are read one by one.
 * Fallback reads run on ``parallelism`` threads, never one thread per object.
 """
 
@@ -20,12 +21,13 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from qrt_apply.errors import NotFoundError
 from qrt_apply.runtime.base import BackendInfo, JobInfo, ProgramInfo, Runtime
 
-__all__ = ["Observed", "observe", "poll_jobs"]
+__all__ = ["Observed", "listing_since", "observe", "poll_jobs"]
 
 V = TypeVar("V")
 
@@ -72,17 +74,22 @@ def poll_jobs(
     pool: ThreadPoolExecutor | None = None,
     parallelism: int = 4,
     listing: bool = True,
+    created: Iterable[str | None] = (),
 ) -> dict[str, JobInfo | None]:
     """The current state of ``job_ids`` (None: gone from the runtime): one listing of the pending
     jobs, then a read of each id the listing did not return. A single id is read directly, as the
     listing could only cost more; ``listing=False`` reads every id. Reads run on ``pool``, else on
-    ``parallelism`` threads."""
+    ``parallelism`` threads. ``created``: the creation times the runtime gave these jobs; when each
+    is known the listing asks only for jobs created since the oldest (``created_after``), so it
+    does not grow with the runtime's whole history of pending jobs."""
     if not job_ids:
         return {}
     found: dict[str, JobInfo | None] = {}
     if listing and len(job_ids) > 1:
         wanted = set(job_ids)
-        found = {j.id: j for j in runtime.jobs(pending=True, limit=None) if j.id in wanted}
+        since = listing_since(created)
+        listed = runtime.jobs(pending=True, limit=None, created_after=since)
+        found = {j.id: j for j in listed if j.id in wanted}
     rest = [i for i in job_ids if i not in found]
     if pool is None:
         with ThreadPoolExecutor(max_workers=max(1, parallelism)) as own:
@@ -90,6 +97,27 @@ def poll_jobs(
     else:
         found.update(_each(pool, lambda i: _job(runtime, i), rest))
     return found
+
+
+def listing_since(created: Iterable[str | None]) -> str | None:
+    """The ``created_after`` bound of a listing meant to return jobs created at ``created``: a
+    second before the oldest (a runtime whose filter is strict, or rounds the times, still returns
+    it). None when a time is missing or unreadable, or none is given: no bound."""
+    oldest: datetime | None = None
+    for text in created:
+        try:
+            moment = datetime.fromisoformat(text) if text else None
+        except ValueError:
+            moment = None
+        if moment is None:
+            return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        oldest = moment if oldest is None or moment < oldest else oldest
+    if oldest is None:
+        return None
+    bound = oldest.astimezone(UTC) - timedelta(seconds=1)
+    return bound.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _recorded_programs(lock: Mapping[str, Any]) -> dict[str, str | None]:
@@ -112,12 +140,12 @@ def observe(
     manifests want) already exist on the runtime as the caller's own (someone else's public
     program of the same name is no conflict)."""
     recorded = _recorded_programs(lock)
-    job_ids: set[str] = set()
+    job_ids: dict[str, str | None] = {}  # id -> created
     tags: set[str] = set()
     for rec in lock.get("jobs", {}).values():
         status = rec.get("status")
         if status in ("QUEUED", "RUNNING") and rec.get("id"):
-            job_ids.add(rec["id"])
+            job_ids[rec["id"]] = rec.get("created")
         elif status == "SUBMITTING" and rec.get("submission_tag"):
             tags.add(rec["submission_tag"])
     wanted = set(names)
@@ -149,7 +177,7 @@ def observe(
         for read in _each(pool, lambda i: _program(runtime, i), unsure).values():
             if read is not None and read.data is not None:
                 owned.setdefault(read.name, read.id)
-        observed_jobs = poll_jobs(runtime, sorted(job_ids), pool=pool)
+        observed_jobs = poll_jobs(runtime, sorted(job_ids), pool=pool, created=job_ids.values())
         found = _each(pool, lambda t: _tagged(runtime, t), tags)
         backend_info = {b.name: b for b in backends.result()}
     return Observed(

@@ -161,7 +161,11 @@ class Runtime(Protocol):
         tags: Sequence[str] = (),
         session_id: str | None = None,
         descending: bool = True,
-    ) -> list[JobInfo]: ...
+        created_after: str | None = None,
+    ) -> list[JobInfo]:
+        """Jobs matching every filter given, newest first unless ``descending=False``;
+        ``created_after``: an ISO 8601 time, jobs created at or after it."""
+        ...
 
     def job_result(self, job_id: str) -> str: ...
 

@@ -161,6 +161,7 @@ class EmbeddedRuntime:
         tags: Sequence[str] = (),
         session_id: str | None = None,
         descending: bool = True,
+        created_after: str | None = None,
     ) -> list[JobInfo]:
         found, _ = self.service.jobs(
             self._owner,
@@ -172,6 +173,7 @@ class EmbeddedRuntime:
             tags=tuple(tags),
             session_id=session_id,
             descending=descending,
+            created_after=created_after,
         )
         return found
 

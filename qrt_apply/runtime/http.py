@@ -44,11 +44,35 @@ from qrt_apply.runtime.http_auth import Connection, connect
 from qrt_apply.runtime.http_parse import parse_backend, parse_interim, parse_job, parse_program
 from qrt_apply.runtime.http_wire import RetryPolicy, Wire
 
-__all__ = ["SUBMIT_TAG_PREFIX", "HttpRuntime", "new_submit_tag"]
+__all__ = ["SUBMIT_TAG_PREFIX", "HttpRuntime", "http_options", "new_submit_tag"]
 
-DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+DEFAULT_CONNECT = 5.0
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=DEFAULT_CONNECT)
 _PAGE = 20
 T = TypeVar("T")
+
+
+def http_options(settings: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``HttpRuntime`` keyword arguments from qrt.yaml's ``http:`` mapping (its shape is checked
+    by the project schema): ``timeout``, ``submit_timeout`` (seconds), ``retries`` (attempts per
+    call), ``backoff``, ``backoff_max`` and ``retry_time`` (seconds; see ``RetryPolicy``). Keys
+    left out keep their defaults."""
+    given = dict(settings or {})
+    default = RetryPolicy()
+    options: dict[str, Any] = {
+        "retry": RetryPolicy(
+            max_attempts=int(given.get("retries", default.max_attempts)),
+            base_delay=float(given.get("backoff", default.base_delay)),
+            max_delay=float(given.get("backoff_max", default.max_delay)),
+            total_time=float(given.get("retry_time", default.total_time)),
+        )
+    }
+    if "timeout" in given:
+        seconds = float(given["timeout"])
+        options["timeout"] = httpx.Timeout(seconds, connect=min(seconds, DEFAULT_CONNECT))
+    if "submit_timeout" in given:
+        options["submit_timeout"] = float(given["submit_timeout"])
+    return options
 
 
 def new_submit_tag() -> str:
@@ -324,7 +348,9 @@ class HttpRuntime:
                 "Content-Type": "application/json",
                 "Idempotency-Key": submit_tag[len(SUBMIT_TAG_PREFIX) :],
             },
-            timeout=httpx.Timeout(self._submit_timeout, connect=5.0),
+            timeout=httpx.Timeout(
+                self._submit_timeout, connect=min(self._submit_timeout, DEFAULT_CONNECT)
+            ),
         )
         if isinstance(outcome, JobInfo):
             return outcome
@@ -360,6 +386,7 @@ class HttpRuntime:
         tags: Sequence[str] = (),
         session_id: str | None = None,
         descending: bool = True,
+        created_after: str | None = None,
     ) -> list[JobInfo]:
         params: dict[str, Any] = dict(self._job_list_params)
         if backend:
@@ -372,6 +399,8 @@ class HttpRuntime:
             params["tags"] = list(tags)
         if session_id:
             params["session_id"] = session_id
+        if created_after:
+            params["created_after"] = created_after
         if not descending:
             params["sort"] = "ASC"
         pages = self._pages("/jobs", "jobs", params, limit, skip, 50)

@@ -287,6 +287,6 @@ def open_runtime(
         from qrt_apply.runtime.iqp import IqpRuntime
 
         return IqpRuntime(choice.account)
-    from qrt_apply.runtime.http import HttpRuntime
+    from qrt_apply.runtime.http import HttpRuntime, http_options
 
-    return HttpRuntime(choice.account)
+    return HttpRuntime(choice.account, **http_options((config or {}).get("http")))
