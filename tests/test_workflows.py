@@ -142,6 +142,8 @@ class Runner:
     ) -> dict[str, Any]:
         """Runs the workflow's one job; returns what was run and skipped, and the summary."""
         workflow = yaml.safe_load(workflow_file.read_text("utf-8"))
+        # `shell: bash` is what makes GitHub run `bash --noprofile --norc -eo pipefail {0}`, as below.
+        assert workflow["defaults"] == {"run": {"shell": "bash"}}
         ((_, job),) = workflow["jobs"].items()
         self.runs += 1
         temp = self.tmp / f"runner-temp-{self.runs}"
