@@ -1,5 +1,5 @@
 # Quick start:  make apply   (sets up .venv, then qrt apply on the example manifests, embedded runtime)
-#               make test    (the whole test suite, including the real old IBM client's compatibility tests)
+#               make test    (the whole test suite, with the real old and current IBM clients in their own venvs)
 PYTHON ?= python3
 VENV := .venv
 OLDCLIENT := .venv-oldclient

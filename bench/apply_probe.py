@@ -55,7 +55,7 @@ def main() -> None:
     from qrt_apply import journal
 
     depth = threading.local()
-    seen["lockfile_s"] = 0.0
+    seen["lockfile_s"] = seen["lockfile_cpu_s"] = 0.0
 
     def timed(key: str, original: Any) -> Any:
         seen[f"{key}_s"] = 0.0
@@ -64,7 +64,7 @@ def main() -> None:
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             outer = getattr(depth, "n", 0) == 0
             depth.n = getattr(depth, "n", 0) + 1
-            began = time.perf_counter()
+            began, cpu = time.perf_counter(), time.thread_time()
             try:
                 return original(*args, **kwargs)
             finally:
@@ -74,6 +74,7 @@ def main() -> None:
                 seen[key] += 1
                 if outer:
                     seen["lockfile_s"] += spent
+                    seen["lockfile_cpu_s"] += time.thread_time() - cpu
 
         return wrapped
 

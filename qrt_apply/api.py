@@ -424,7 +424,7 @@ class Project:
             started = time.monotonic()
             runtime = self.open_runtime()
             lock.check_target(runtime.target)
-            observed = observe(runtime, lock.snapshot(), parallelism=workers)
+            observed = observe(runtime, lock.snapshot(), backends=(), parallelism=workers)
             full = make_plan(desired, lock.snapshot(), observed)
             waits = tuple(a for a in full.actions if a.kind == "wait")
             if not waits:
@@ -618,7 +618,11 @@ class Project:
         _refuse_programs(desired, str(target.get("channel") or ""), targets)
         if not lock_only and refresh:
             observed = observe(
-                runtime, lock.snapshot(), names=desired.programs, parallelism=parallelism
+                runtime,
+                lock.snapshot(),
+                names=desired.programs,
+                backends={job.backend for job in desired.jobs() if job.backend},
+                parallelism=parallelism,
             )
         return make_plan(
             desired,

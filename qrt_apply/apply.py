@@ -565,6 +565,8 @@ class Applier:
         batch = self.desired.batches.get(job.batch) if job is not None else None
         tolerance = tolerance_of(batch.result_tolerance if batch is not None else None)
         drift = compare_results(old_result, result)
+        if not drift.comparable and not drift.unmatched:
+            return None  # neither run has counts or expectation values (a program's own result)
         entry = drift.record(previous.get("id"))
         if drift.exceeds(tolerance):
             entry["past_tolerance"] = True

@@ -11,6 +11,7 @@ kept, and is then rendered afresh.
 
 from __future__ import annotations
 
+import gc
 import json
 import json.scanner
 import re
@@ -75,6 +76,18 @@ _scan = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
 
 def parse(text: str) -> tuple[Any, EntryTexts]:
     """The data of a lockfile's text, and the texts of its entries (raises JSONDecodeError)."""
+    # Parsing makes hundreds of thousands of containers, none of them garbage: the collector's
+    # passes over them meanwhile (a full one every few ten thousand) are pure cost.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _parse(text)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _parse(text: str) -> tuple[Any, EntryTexts]:
     texts: _Texts = {}
     try:
         skeleton = text

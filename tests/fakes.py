@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -34,7 +34,7 @@ class FakeRuntime:
     def target(self) -> Target:
         return Target("fake", "memory")
 
-    def backends(self) -> list[BackendInfo]:
+    def backends(self, names: Collection[str] | None = None) -> list[BackendInfo]:
         return [BackendInfo("aer_simulator", 32), BackendInfo("fake_noisy_5q", 5, noisy=True)]
 
     def programs(self, *, limit: int | None = None, skip: int = 0) -> list[ProgramInfo]:

@@ -7,6 +7,7 @@ import json
 import os
 import stat
 import subprocess
+from collections.abc import Collection
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -308,7 +309,7 @@ def test_cli_cloud_without_crn_explains() -> None:
 class FakeRuntime:
     """Only what the listing commands call (a unit-test fake, not a Runtime)."""
 
-    def backends(self) -> list[BackendInfo]:
+    def backends(self, names: Collection[str] | None = None) -> list[BackendInfo]:
         return [BackendInfo("aer_simulator", 29), BackendInfo("fake_noisy_5q", 5, noisy=True)]
 
     def programs(self, *, limit: int | None = None, skip: int = 0) -> list[ProgramInfo]:

@@ -204,3 +204,14 @@ def test_definition_changes_by_path_and_by_list_place() -> None:
     longer = {"inputs": flatten({"v": [0, 1, 2]})}
     changes = definition_changes(longer, {"inputs": flatten({"v": [0, 1, 2, 3]})})
     assert [(c.field, c.old, c.new) for c in changes] == [("inputs.v", [0, 1, 2], [0, 1, 2, 3])]
+
+
+def test_a_rerun_program_result_without_counts_records_no_drift(tmp_path: Path) -> None:
+    root = small_project(tmp_path)
+    runtime = FakeRuntime()  # its jobs return {"echo": inputs}: no counts, no expectation values
+    converge(root, runtime)
+    edit(root, "manifests/all.yaml", "inputs: {iterations: 1}", "inputs: {iterations: 4}")
+    converge(root, runtime)
+    record = Lockfile.load(root / "qrt.lock").job("job.echoes/one")
+    assert record["status"] == "COMPLETED" and len(record["history"]) == 1
+    assert "drift" not in record

@@ -304,3 +304,24 @@ def test_float_sweep_in_a_session_plots_and_diffs_one_changed_value(tmp_path: Pa
     assert [a for a in sorted(after) if after[a]["id"] != jobs[a]["id"]] == ["job.ry/ry-5"]
     assert "Result drift of 1 rerun job(s)" in out and "job.ry/ry-5" in out
     assert after["job.ry/ry-5"]["drift"]["against"] == jobs["job.ry/ry-5"]["id"]
+
+
+def test_refresh_reports_the_drift_of_jobs_it_collects(tmp_path: Path) -> None:
+    from qrt_apply.api import Project
+    from qrt_apply.render.console import NullConsole
+
+    write(tmp_path, "circuits/bell.qasm", BELL)
+    one = MANIFEST.split("---")[0].replace("[200, 400, 800]", "[300]")
+    write(tmp_path, "manifests/jobs.yaml", one)
+    with Project.load(tmp_path) as project:
+        assert project.apply(console=NullConsole()).ok
+        edit(tmp_path, "manifests/jobs.yaml", "seed_simulator: 11", "seed_simulator: 12")
+        submitted = project.apply(console=NullConsole(), wait=False)
+        assert sorted(submitted.pending) == ["job.bell/bell", "job.bell/shots-300"]
+        assert submitted.drift == {}  # nothing collected yet
+        refreshed = project.refresh(wait=True, console=NullConsole())
+    assert sorted(refreshed.drift) == ["job.bell/bell", "job.bell/shots-300"]
+    record = lock_jobs(tmp_path)["job.bell/shots-300"]
+    assert refreshed.drift["job.bell/shots-300"] == record["drift"]
+    assert record["drift"]["against"] == record["history"][0]["id"] and record["drift"]["tvd"] > 0
+    assert refreshed.to_json()["drift"]["job.bell/bell"]["tvd"] >= 0

@@ -307,3 +307,15 @@ def test_results_recorded_as_blobs_by_older_versions_read_plainly(tmp_path) -> N
     assert comparison.previous_id == "old"
     changed = [e for e in comparison.drift.entries if e.value > 0]
     assert [(e.label, e.old, e.new) for e in changed] == [("circuit 1", 0.25, 0.75)]
+
+
+def test_histogram_of_a_wide_register_keeps_the_most_frequent_outcomes(tmp_path) -> None:
+    from qrt_apply.results.plot import MAX_BARS, plot_summary
+
+    pairs = {format(i, "08b"): 1000 - i for i in range(200)}  # 200 outcomes, "00000000" the most
+    path = tmp_path / "wide.svg"
+    plot_summary(summarize(counts(pairs)), path, "job.w/x")
+    text = path.read_text()
+    assert f"the {MAX_BARS} most frequent of 200 outcomes" in text
+    assert ">00000000<" in text and f">{format(MAX_BARS - 1, '08b')}<" in text
+    assert f">{format(MAX_BARS, '08b')}<" not in text

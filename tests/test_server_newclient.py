@@ -176,6 +176,8 @@ def test_cancel_delete_and_session_cancel_of_queued_jobs(python: str, server: Se
         "after_delete": "RuntimeJobNotFound",
         "listed_after_delete": False,
         "session_job_before": "QUEUED",
+        "session_status_queued": "In progress, accepting new jobs",
+        "session_status_closing": "In progress, not accepting new jobs",
         "session_job_after": "CANCELLED",
         "session_status": "Closed",
     }

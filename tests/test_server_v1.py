@@ -403,6 +403,33 @@ BAD_SUBMISSIONS = [
     json.dumps({**GOOD, "session_id": 7}),
     json.dumps({**GOOD, "session_id": "no-such-session"}),
     '{"program_id": "sampler\\ud800"}',
+    # inputs the job could not run with are refused before it exists
+    json.dumps({**GOOD, "params": {"pubs": [[{"__type__": "QuantumCircuit", "__value__": "AA"}]]}}),
+    json.dumps({**GOOD, "params": {"pubs": [["OPENQASM 2.0; qreg q[1];"]]}}),  # measures nothing
+    json.dumps({**GOOD, "params": {"pubs": [["not a circuit"]]}}),
+    json.dumps({**GOOD, "params": {"pubs": [[BELL, None, 0]]}}),
+    json.dumps({**GOOD, "params": {"pubs": [[BELL]], "shots": -1}}),
+    json.dumps({**GOOD, "params": {"pubs": [[BELL]], "options": {"twirling": True}}}),
+    json.dumps(
+        {
+            **GOOD,
+            "params": {
+                "pubs": [[BELL]],
+                "support_qiskit": True,
+                "options": {"simulator": {"noise_model": {}}},
+            },
+        }
+    ),
+    json.dumps({**GOOD, "program_id": "estimator", "params": {"pubs": [[BELL]]}}),
+    json.dumps({**GOOD, "program_id": "estimator", "params": {"pubs": [[BELL, "ZZZ"]]}}),
+    json.dumps(
+        {
+            **GOOD,
+            "program_id": "estimator",
+            "params": {"pubs": [[{"library": "real_amplitudes", "num_qubits": 2}, "ZZ"]]},
+        }
+    ),
+    json.dumps({**GOOD, "params": {"pubs": [[{"library": "qft", "num_qubits": 30}]]}}),
 ]
 
 

@@ -3,6 +3,7 @@ interim results, and survival across reopening (also by a second connection, as 
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -304,3 +305,48 @@ def test_insert_job_with_a_submission_tag_returns_the_job_that_has_it(store: Sto
     assert store.get_job("j2") is None
     # Another owner's tag is another submission.
     assert store.insert_job(_job("j3", owner="u2", tags=(tag,)), "{}", submit_tag=tag) is None
+
+
+def test_a_version_1_database_gets_its_submission_tags_indexed(db_path: Path) -> None:
+    """Version 1 kept submission tags only inside ``tags``; opening it moves each job's first one
+    into the indexed column, and the job is found by it."""
+    tag = "qrt-submit:" + "b" * 64
+    old = sqlite3.connect(db_path)
+    schema = store_module._SCHEMA.replace(", submit_tag TEXT)", ")")
+    schema = schema.replace("CREATE INDEX jobs_owner_submit_tag ON jobs (owner, submit_tag);", "")
+    old.executescript(schema)
+    old.execute(
+        "INSERT INTO jobs (id, owner, program_id, backend, params, status, created, tags, cost) "
+        "VALUES ('j1', 'u1', 'sampler', 'aer_simulator', '{}', 'QUEUED', ?, ?, 60)",
+        (utc_now(), json.dumps(["mine", tag, "qrt-submit:other"])),
+    )
+    old.execute("PRAGMA user_version = 1")
+    old.commit()
+    old.close()
+    migrated = Store(db_path)
+    found = migrated.job_with_tag("u1", tag)
+    assert found is not None and found.id == "j1"
+    assert migrated.job_with_tag("u1", "qrt-submit:other") is None  # the first one names it
+    assert migrated.insert_job(_job("j2", tags=(tag,)), "{}", submit_tag=tag) is not None
+    migrated.close()
+    check = sqlite3.connect(db_path)
+    assert check.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    plan = " ".join(
+        str(row)
+        for row in check.execute(
+            "EXPLAIN QUERY PLAN SELECT id FROM jobs WHERE owner = 'u1' AND submit_tag = 'x'"
+        )
+    )
+    check.close()
+    assert "jobs_owner_submit_tag" in plan
+
+
+def test_new_tags_move_the_submission_tag(store: Store) -> None:
+    tag = "qrt-submit:" + "c" * 64
+    store.insert_job(_job("j1", tags=("x",)), "{}")
+    assert store.job_with_tag("u1", tag) is None
+    store.set_job_tags("j1", ["x", tag])
+    found = store.job_with_tag("u1", tag)
+    assert found is not None and found.id == "j1"
+    store.set_job_tags("j1", ["x"])
+    assert store.job_with_tag("u1", tag) is None

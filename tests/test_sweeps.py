@@ -155,6 +155,7 @@ def test_float_sweep_converges_and_reruns_only_the_changed_job(tmp_path: Path) -
     assert plan.returncode == 2, plan.stdout + plan.stderr
     changed = [line.strip() for line in plan.stdout.splitlines() if "job.sweep/" in line]
     assert len(changed) == 1 and changed[0].startswith("-/+ job.sweep/ry-5  rerun"), plan.stdout
+    assert "~ matrix.theta: 1.25 → 1.3" in plan.stdout  # the old and the new value
     done = qrt(root, "apply", "--auto-approve", timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     after = json.loads((root / "qrt.lock").read_text())["jobs"]

@@ -62,6 +62,7 @@ __all__ = [
     "DEFAULT_PRECISION",
     "DEFAULT_SHOTS",
     "canonical_pub_result",
+    "check_builtin_inputs",
     "execute_builtin",
     "ibm_options",
     "pub_fields",
@@ -170,7 +171,41 @@ def check_precision(value: Any, where: str) -> float:
     return float(value)
 
 
-def _run_v2(program: str, params: Mapping[str, Any], backend_name: str) -> Any:
+def check_builtin_inputs(program_id: str, params: Mapping[str, Any], backend_name: str) -> None:
+    """Refuse (400) V2 inputs that ``execute_builtin`` would refuse, without simulating anything:
+    options, PUB shapes, circuits, observables, parameter values, shots and precision are parsed
+    as a run parses them; only transpilation and the run itself are left out."""
+    if program_id not in BUILTIN_PROGRAMS:
+        raise bad_input(f"{program_id!r} is not a built-in program ({', '.join(BUILTIN_PROGRAMS)})")
+    if not isinstance(params, Mapping) or "pubs" not in params:
+        raise bad_input(f"{program_id} inputs need 'pubs' (V2 primitives)")
+    _run_v2(program_id, params, backend_name, dry=True)
+
+
+class _DryExecution:
+    """What PUB parsing asks of an ``AerExecution``, for ``check_builtin_inputs``: the backend's
+    width and kind, and no transpilation."""
+
+    def __init__(self, backend_name: str) -> None:
+        from qrt_apply.engine import backends
+
+        try:
+            info = backends.backend_info(backend_name)
+        except KeyError as exc:
+            raise bad_input(str(exc.args[0])) from None
+        self.max_qubits = info.num_qubits
+        self.shot_based = info.noisy
+
+    def transpile(self, circuit: Any, where: str) -> Any:
+        return circuit
+
+    def follow_layout(self, observables: Any, isa_circuit: Any) -> Any:
+        return observables
+
+
+def _run_v2(
+    program: str, params: Mapping[str, Any], backend_name: str, *, dry: bool = False
+) -> Any:
     unknown = sorted(set(params) - _V2_KEYS)
     if unknown:
         raise bad_input(f"unknown {program} input(s) {', '.join(unknown)}")
@@ -186,7 +221,7 @@ def _run_v2(program: str, params: Mapping[str, Any], backend_name: str) -> Any:
         seed=options.get("seed_simulator"),
         optimization_level=options.get("optimization_level", 1),
     )
-    execution = AerExecution(backend_name, settings)
+    execution: Any = _DryExecution(backend_name) if dry else AerExecution(backend_name, settings)
     meta = {
         "version": 2,
         "backend": backend_name,
@@ -197,6 +232,8 @@ def _run_v2(program: str, params: Mapping[str, Any], backend_name: str) -> Any:
         shots = params.get("shots", options.get("default_shots", DEFAULT_SHOTS))
         shots = check_shots(shots, "shots")
         sampler_pubs = [_sampler_pub(p, i, execution, shots) for i, p in enumerate(pubs)]
+        if dry:
+            return None
         result = execution.run_sampler(sampler_pubs)
         if qiskit_result:
             return _qiskit_result(result, meta)
@@ -204,6 +241,8 @@ def _run_v2(program: str, params: Mapping[str, Any], backend_name: str) -> Any:
     precision = params.get("precision", options.get("default_precision", DEFAULT_PRECISION))
     precision = check_precision(precision, "precision")
     estimator_pubs = [_estimator_pub(p, i, execution, precision) for i, p in enumerate(pubs)]
+    if dry:
+        return None
     result = execution.run_estimator(estimator_pubs)
     if qiskit_result:
         return _qiskit_result(result, meta)

@@ -30,10 +30,11 @@ from qrt_apply.engine.records import (
     utc_now,
 )
 from qrt_apply.errors import ConflictError, NotFoundError
+from qrt_apply.runtime.base import SUBMIT_TAG_PREFIX
 
 __all__ = ["SCHEMA_VERSION", "Store"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE users (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, created TEXT NOT NULL);
@@ -50,8 +51,9 @@ CREATE TABLE jobs (
     params TEXT NOT NULL, status TEXT NOT NULL, reason TEXT, created TEXT NOT NULL, started TEXT,
     ended TEXT, session_id TEXT, tags TEXT NOT NULL, cost INTEGER NOT NULL, log_level TEXT,
     runner TEXT, runner_start TEXT, result TEXT NOT NULL DEFAULT '', logs TEXT NOT NULL DEFAULT '',
-    metrics TEXT NOT NULL DEFAULT '{}');
+    metrics TEXT NOT NULL DEFAULT '{}', submit_tag TEXT);
 CREATE INDEX jobs_owner_created ON jobs (owner, created);
+CREATE INDEX jobs_owner_submit_tag ON jobs (owner, submit_tag);
 CREATE INDEX jobs_status ON jobs (status);
 CREATE TABLE interim_results (
     job_id TEXT NOT NULL, seq INTEGER NOT NULL, text TEXT NOT NULL, PRIMARY KEY (job_id, seq));
@@ -62,11 +64,22 @@ _JOB_COLUMNS = (
     "cost, log_level, runner, runner_start, metrics"
 )
 
-# The oldest job of an owner that carries a tag (``columns`` filled in; args: owner, tag).
-_WITH_TAG = (
-    "SELECT {columns} FROM jobs WHERE owner = ? AND EXISTS "
-    "(SELECT 1 FROM json_each(jobs.tags) t WHERE t.value = ?) ORDER BY rowid LIMIT 1"
-)
+# Version 1 -> 2: a job's submission tag (its first tag with SUBMIT_TAG_PREFIX) in an indexed
+# column, so finding the job of a tag no longer reads every job of its owner.
+_MIGRATE_1_TO_2 = f"""
+ALTER TABLE jobs ADD COLUMN submit_tag TEXT;
+UPDATE jobs SET submit_tag = (SELECT t.value FROM json_each(jobs.tags) t
+    WHERE substr(t.value, 1, {len(SUBMIT_TAG_PREFIX)}) = '{SUBMIT_TAG_PREFIX}' ORDER BY t.key LIMIT 1);
+CREATE INDEX jobs_owner_submit_tag ON jobs (owner, submit_tag);
+"""
+
+# The oldest job of an owner that carries a submission tag (``columns`` filled in; args: owner,
+# tag).
+_WITH_TAG = "SELECT {columns} FROM jobs WHERE owner = ? AND submit_tag = ? ORDER BY rowid LIMIT 1"
+
+
+def _submit_tag(tags: Sequence[str]) -> str | None:
+    return next((t for t in tags if t.startswith(SUBMIT_TAG_PREFIX)), None)
 
 
 def _hash(token: str) -> str:
@@ -108,6 +121,10 @@ class Store:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version == 0:
                 for statement in filter(str.strip, _SCHEMA.split(";")):
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            elif version == 1:
+                for statement in filter(str.strip, _MIGRATE_1_TO_2.split(";")):
                     db.execute(statement)
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             elif version != SCHEMA_VERSION:
@@ -292,7 +309,7 @@ class Store:
                 )
             values = asdict(job)
             values.update(params=params, tags=json.dumps(list(job.tags)))
-            values.update(metrics=json.dumps(job.metrics or {}))
+            values.update(metrics=json.dumps(job.metrics or {}), submit_tag=_submit_tag(job.tags))
             _insert(db, "jobs", values)
         return None
 
@@ -349,8 +366,9 @@ class Store:
         return [_job(r) for r in rows], total
 
     def job_with_tag(self, owner: str, tag: str, *, with_params: bool = False) -> JobRecord | None:
-        """``owner``'s oldest job carrying ``tag`` (None if none does): the job an idempotency tag
-        names, so a second submission with it can be answered with the first job."""
+        """``owner``'s oldest job whose submission tag (its first tag starting with
+        ``SUBMIT_TAG_PREFIX``) is ``tag``, None if none: the job an idempotency tag names, so a
+        second submission with it can be answered with the first job. Indexed."""
         columns = _JOB_COLUMNS + (", params" if with_params else "")
         row = self._one(_WITH_TAG.format(columns=columns), (owner, tag))
         return None if row is None else _job(row)
@@ -441,7 +459,10 @@ class Store:
 
     def set_job_tags(self, job_id: str, tags: Sequence[str]) -> None:
         with self._tx() as db:
-            db.execute("UPDATE jobs SET tags = ? WHERE id = ?", (json.dumps(list(tags)), job_id))
+            db.execute(
+                "UPDATE jobs SET tags = ?, submit_tag = ? WHERE id = ?",
+                (json.dumps(list(tags)), _submit_tag(tags), job_id),
+            )
 
     def add_interim_results(self, job_id: str, texts: Sequence[str]) -> None:
         """Append interim results (oldest first) to a job that still exists."""

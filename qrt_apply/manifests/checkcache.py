@@ -40,7 +40,7 @@ def _checker_version() -> str:
             qiskit = (Path(spec.origin).parent / "VERSION.txt").read_text("utf-8").strip()
         except OSError:
             qiskit = str(Path(spec.origin).stat().st_mtime_ns)
-    return f"{__version__}/{qiskit}/1"
+    return f"{__version__}/{qiskit}/2"  # the last part: what the checks cover (2: V1 lists)
 
 
 class CheckCache:

@@ -15,10 +15,11 @@ field (``job 'bell' inputs.pubs[0].circuit: ...``).
 
 Cost: qiskit is imported only when a circuit is checked, so manifests without built-in jobs cost
 nothing here. A circuit (by its text or library arguments) is parsed once per process, however
-many jobs share it. What passed is remembered in ``.qrt/checked.json`` (``checkcache.py``, local
-and git-ignored, once some command has made ``.qrt/``): the digest of each job's checked inputs and each circuit's width, under the
-versions of qrt and qiskit that checked them. A later validate or plan of unchanged jobs imports
-no qiskit at all; editing a circuit costs one import and one parse.
+many jobs share it. What passed is remembered in ``.qrt/checked.json`` (``checkcache.py``; local,
+git-ignored, and only once some command has made ``.qrt/``): the digest of each job's checked
+inputs and each circuit's width, under the versions of qrt and qiskit that checked them. A later
+validate or plan of unchanged jobs imports no qiskit at all; editing a circuit costs one import
+and one parse.
 """
 
 from __future__ import annotations

@@ -134,6 +134,7 @@ def observe(
     lock: Mapping[str, Any],
     *,
     names: Collection[str] = (),
+    backends: Collection[str] | None = None,
     parallelism: int = 4,
 ) -> Observed:
     """Read the runtime for everything in ``lock``, and look up which of ``names`` (programs the
@@ -152,7 +153,8 @@ def observe(
     # Fallback reads run in the pool while this thread waits: nothing in the pool waits on the
     # pool, so any ``parallelism`` (also 1) makes progress.
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
-        backends = pool.submit(runtime.backends)
+        # the details of the backends the manifests use (None: of all)
+        backend_list = pool.submit(runtime.backends, backends)
         listed = {p.id: p for p in runtime.programs()}
         programs: dict[str, ProgramInfo | None] = {}
         for program_id, digest in recorded.items():
@@ -179,7 +181,7 @@ def observe(
                 owned.setdefault(read.name, read.id)
         observed_jobs = poll_jobs(runtime, sorted(job_ids), pool=pool, created=job_ids.values())
         found = _each(pool, lambda t: _tagged(runtime, t), tags)
-        backend_info = {b.name: b for b in backends.result()}
+        backend_info = {b.name: b for b in backend_list.result()}
     return Observed(
         programs=programs,
         names=owned,

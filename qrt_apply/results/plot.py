@@ -1,7 +1,7 @@
 """``qrt results --plot FILE``: a picture of a result, drawn with matplotlib (the ``plot`` extra).
 
 A job's counts become a histogram per register (outcomes in bit order, each bar labelled with its
-probability), its expectation values bars with standard-error whiskers; a batch becomes a sweep
+probability; the ``MAX_BARS`` most frequent outcomes of a wide register), its expectation values bars with standard-error whiskers; a batch becomes a sweep
 plot (each series against the matrix variable, with error bars where there are standard errors).
 The format follows the file's suffix, ``.png`` or ``.svg``. matplotlib is imported here only,
 when a plot is asked for: ``qrt`` starts without it.
@@ -22,6 +22,7 @@ __all__ = ["FORMATS", "MISSING", "plot_summary", "plot_sweep"]
 
 FORMATS = (".png", ".svg")
 MISSING = "plotting needs matplotlib: pip install 'qrt-apply[plot]'"
+MAX_BARS = 48  # bars of one histogram
 
 
 def _figure(rows: int) -> Any:
@@ -60,7 +61,8 @@ def plot_summary(summary: Summary, path: Path, title: str) -> None:
     figure = _figure(panels)
     axes = figure.subplots(panels, 1, squeeze=False)[:, 0]
     for ax, dist in zip(axes, summary.distributions, strict=False):
-        outcomes = sorted(dist.values)
+        # Many outcomes (a wide register): the most frequent ones, still in bit order.
+        outcomes = sorted(o for o, _ in dist.sorted_items()[:MAX_BARS])
         heights = [dist.values[o] for o in outcomes]
         probs = dist.probabilities()
         bars = ax.bar(range(len(outcomes)), heights, color="#4c72b0")
@@ -68,7 +70,12 @@ def plot_summary(summary: Summary, path: Path, title: str) -> None:
         ax.set_ylabel("quasi-probability" if dist.quasi else "counts")
         ax.set_xlabel("outcome (bit 0 rightmost)")
         shots = f", {dist.shots} shots" if dist.shots else ""
-        ax.set_title(f"{title}: {dist.label}{shots}", fontsize=10)
+        some = (
+            f", the {len(outcomes)} most frequent of {len(dist.values)} outcomes"
+            if len(outcomes) < len(dist.values)
+            else ""
+        )
+        ax.set_title(f"{title}: {dist.label}{shots}{some}", fontsize=10)
         if len(outcomes) <= 16:
             ax.bar_label(bars, labels=[f"{probs[o]:.3f}" for o in outcomes], fontsize=8)
         ax.margins(y=0.15)
@@ -79,6 +86,8 @@ def plot_summary(summary: Summary, path: Path, title: str) -> None:
         errors = [e.std or 0.0 for e in summary.expectations]
         ax.bar(range(len(labels)), values, yerr=errors, capsize=4, color="#dd8452")
         ax.set_xticks(range(len(labels)), labels, rotation=90 if len(labels) > 12 else 0)
+        if len(labels) < 4:  # a lone bar would span the whole width
+            ax.set_xlim(-1.5, len(labels) + 0.5)
         ax.axhline(0, color="black", linewidth=0.6)
         ax.set_ylabel("expectation value")
         ax.set_title(f"{title}: expectation values ± standard error", fontsize=10)

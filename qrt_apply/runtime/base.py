@@ -18,7 +18,7 @@ Conventions shared by every implementation:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -107,7 +107,11 @@ class Runtime(Protocol):
     @property
     def target(self) -> Target: ...
 
-    def backends(self) -> list[BackendInfo]: ...
+    def backends(self, names: Collection[str] | None = None) -> list[BackendInfo]:
+        """Every backend, with the details (qubits, limits, status) of those in ``names`` at
+        least (of all when None); a runtime that pays a request per detail may leave the others'
+        at their defaults."""
+        ...
 
     def programs(self, *, limit: int | None = None, skip: int = 0) -> list[ProgramInfo]: ...
 

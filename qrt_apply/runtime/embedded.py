@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -69,7 +69,7 @@ class EmbeddedRuntime:
     def target(self) -> Target:
         return self._target
 
-    def backends(self) -> list[BackendInfo]:
+    def backends(self, names: Collection[str] | None = None) -> list[BackendInfo]:
         return self.service.backends()
 
     def programs(self, *, limit: int | None = None, skip: int = 0) -> list[ProgramInfo]:

@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -196,7 +196,7 @@ class IqpRuntime(HttpRuntime):
 
     # -- the Runtime protocol -------------------------------------------------------------------
 
-    def backends(self) -> list[BackendInfo]:
+    def backends(self, names: Collection[str] | None = None) -> list[BackendInfo]:
         answer = self._json("GET", "/backends")
         devices = answer.get("devices") if isinstance(answer, Mapping) else None
         infos = []

@@ -30,7 +30,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from qrt_apply.engine import backends
-from qrt_apply.engine.records import JobQuery
 from qrt_apply.errors import NotFoundError, RuntimeApiError
 from qrt_apply.server.auth import authenticate
 from qrt_apply.server.context import call, context
@@ -230,12 +229,8 @@ async def _session_wire(request: Request, user: str, session_id: str) -> dict[st
     ctx = context(request)
     session = await call(ctx.service.session, user, session_id)
     mode = await call(ctx.db.session_mode, session_id, user)
-    jobs, total = await call(
-        ctx.store.list_jobs, user, JobQuery(session_id=session_id, limit=1, descending=True)
-    )
-    pending, npending = await call(
-        ctx.store.list_jobs, user, JobQuery(session_id=session_id, pending=True, limit=0)
-    )
+    jobs, total = await call(ctx.service.jobs, user, session_id=session_id, limit=1)  # newest
+    _, npending = await call(ctx.service.jobs, user, session_id=session_id, pending=True, limit=1)
     accepting = session.closed is None
     if accepting:
         state = "active" if npending else ("inactive" if total else "open")

@@ -6,7 +6,8 @@ Shapes from ``shared/reference/iqp-rest-api.md``:
 
 * ``POST /jobs {"program_id", "backend", "params", "session_id"?, "tags"?, "log_level"?, "cost"?,
   "private"?, ...}`` -> 200 ``{"id", "backend", "session_id", "private"}``. ``params`` are the
-  client's RuntimeEncoder JSON (QPY circuits, ndarrays) kept as sent; with ``support_qiskit: true``
+  client's RuntimeEncoder JSON (QPY circuits, ndarrays), decoded and checked as a run would check
+  them (400 when they could not run), then kept as sent; with ``support_qiskit: true``
   the worker writes the result as a RuntimeEncoder ``PrimitiveResult``, which ``GET
   /jobs/{id}/results`` answers as text. A ``session_id`` must name an open session of the caller.
 * ``GET /jobs/{id}[?exclude_params=true]``: ``state.status`` is ``Queued``, ``Running``,
@@ -31,7 +32,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from qrt_apply.engine.executor import is_builtin
-from qrt_apply.errors import ConflictError
+from qrt_apply.errors import ConflictError, RuntimeApiError
 from qrt_apply.runtime.base import JobInfo
 from qrt_apply.server.context import call, context
 from qrt_apply.server.routes_v1 import v1_user
@@ -91,6 +92,20 @@ def v1_job(job: JobInfo, user: str, *, include_params: bool = False) -> dict[str
     return out
 
 
+def _check_inputs(program_id: str, params_text: str, backend: str) -> None:
+    """400 for inputs the job could not run with (undecodable QPY, malformed PUBs, wrong
+    parameter counts, ...), found before the job exists, as the platform refuses them."""
+    from qrt_apply.engine.primitives import check_builtin_inputs
+    from qrt_apply.runtime import encoding
+
+    try:
+        check_builtin_inputs(program_id, encoding.loads(params_text), backend)
+    except RuntimeApiError:
+        raise
+    except Exception as exc:  # whatever qiskit raises on a hostile circuit is the caller's
+        raise bad_request(f"invalid job inputs: {type(exc).__name__}: {exc}") from None
+
+
 def _params_text(body: dict[str, Any]) -> str:
     params = body.get("params")
     if not isinstance(params, dict):
@@ -108,6 +123,7 @@ async def submit_job(request: Request) -> Response:
     if not is_builtin(program_id):
         raise bad_request(f"program {program_id!r} is not available here (sampler, estimator)")
     backend = field_str(body, "backend", required=True)
+    assert backend is not None
     params = _params_text(body)
     session_id = field_str(body, "session_id") or None
     service = context(request).service
@@ -116,6 +132,7 @@ async def submit_job(request: Request) -> Response:
         if session.closed is not None:
             raise ConflictError(f"session {session_id} is closed", status=409)
     field_bool(body, "private", False)
+    await call(_check_inputs, program_id, params, backend)
     job = await call(
         service.run,
         user,

@@ -46,6 +46,9 @@ def main(base: str, token: str, crn: str, backend_name: str) -> dict:
     session = Session(backend=backend)
     queued = SamplerV2(mode=session).run([isa], shots=10)
     out["session_job_before"] = queued.status()
+    out["session_status_queued"] = session.status()
+    session.close()  # no new jobs; the queued one stays
+    out["session_status_closing"] = session.status()
     session.cancel()  # closes the session and cancels its queued jobs
     out["session_job_after"] = queued.status()
     out["session_status"] = session.status()
