@@ -15,6 +15,9 @@ Checked on the server itself (not through qrt): every (address, manifest version
 job, every ``qrt-submit`` tag at most one job, and every job's id is in ``qrt.lock`` (as the
 address's job or in its history) once an apply has converged.
 
+Each apply is a ``qrt apply`` process forked from a launcher that has imported qrt once (see
+``_LAUNCHER``): fifty Python start-ups would cost more than the applies on a loaded machine.
+
 Seeded: the seed is printed; ``QRT_KILL_SEED=N`` replays a run's kill points (timing may still
 make a replay take other paths; the checks hold on every path).
 """
