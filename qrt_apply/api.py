@@ -507,6 +507,8 @@ class Project:
     def unlock(self, *, force: bool = False) -> dict[str, Any] | None:
         """Release the apply lock left by an apply that is gone; returns who held it (None: no
         lock). A lock held by a live process is released only with ``force``."""
+        # Each environment has its own apply lock: without one chosen this raises, naming them.
+        self.settings.lockfile  # noqa: B018
         apply_lock = ApplyLock(self.settings.state_dir)
         holder = apply_lock.holder()
         if apply_lock.held_by_live_process() and not force:

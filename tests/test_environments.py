@@ -86,6 +86,9 @@ def test_unknown_or_missing_environment_is_one_clear_error(tmp_path: Path) -> No
     assert unchosen.returncode == 1
     assert "declares environments (dev, prod): choose one with --env NAME" in unchosen.stderr
     assert qrt(root, "validate").returncode == 0  # offline checks need no environment
+    unlock = qrt(root, "unlock")  # each environment has its own apply lock
+    assert unlock.returncode == 1 and "choose one with --env NAME" in unlock.stderr
+    assert qrt(root, "--env", "dev", "unlock").returncode == 0
     assert not (root / "qrt.lock").exists() and not (root / "envs").exists()
 
 
