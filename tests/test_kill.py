@@ -56,8 +56,9 @@ BELL = (
 
 
 def manifest(version: int) -> str:
-    """``JOBS`` small sampler jobs; ``version`` goes into every job's shots, so each version is new
-    work for every address and a job's params name its (address, version)."""
+    """``JOBS`` small sampler jobs, and two more in one session; ``version`` goes into every job's
+    shots, so each version is new work for every address and a job's params name its (address,
+    version)."""
     jobs = "".join(
         f"""
   - name: j-{i}
@@ -75,7 +76,26 @@ name: kill
 program: sampler
 backend: aer_simulator
 tags: [kill-test]
-jobs:{jobs}"""
+jobs:{jobs}
+---
+apiVersion: qrt/v1
+kind: JobBatch
+name: sess
+program: sampler
+backend: aer_simulator
+session: true
+jobs:
+  - name: s-1
+    inputs:
+      pubs:
+        - circuit: {{$file: ../circuits/bell.qasm}}
+          shots: {100 * version + 51}
+  - name: s-2
+    inputs:
+      pubs:
+        - circuit: {{$file: ../circuits/bell.qasm}}
+          shots: {100 * version + 52}
+"""
 
 
 @dataclass
@@ -300,7 +320,8 @@ def _check(server: ServerHandle, proxy: Proxy, root: Path, version: int, tally: 
     assert proxy.drain(60), "a held request never finished"
     records, known = _lock_ids(root)
     assert {a: shots_of(r) for a, r in records.items()} == {
-        f"job.kill/j-{i}": 100 * version + i for i in range(1, JOBS + 1)
+        **{f"job.kill/j-{i}": 100 * version + i for i in range(1, JOBS + 1)},
+        **{f"job.sess/s-{i}": 100 * version + 50 + i for i in (1, 2)},
     }, tally.trace
     jobs = _server_jobs(server)
     per_params = Counter(json.dumps(j.get("params"), sort_keys=True) for j in jobs)
