@@ -177,22 +177,34 @@ def child(argv, out_path):
     sys.stderr.flush()
     os._exit(code)
 
+def read_line():
+    # Unbuffered, so that select() on fd 0 sees every line not read yet.
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = os.read(0, 1)
+        if not chunk:
+            return None
+        data += chunk
+    return data.decode().strip()
+
 print("ready", flush=True)
-for line in sys.stdin:
-    if line.strip() == "kill":  # sent as the child ended by itself: nothing left to kill
+while (line := read_line()) is not None:
+    if line == "kill":  # sent as the child ended by itself: nothing left to kill
         continue
     argv, out_path = json.loads(line)
     pid = os.fork()
     if pid == 0:
         child(argv, out_path)
-    watch = os.pidfd_open(pid)
     print(pid, flush=True)
-    readable, _, _ = select.select([watch, sys.stdin], [], [])
-    if sys.stdin in readable:
-        assert sys.stdin.readline().strip() == "kill"
-        os.kill(pid, signal.SIGKILL)
-    os.close(watch)
-    _, status = os.waitpid(pid, 0)
+    while True:
+        if select.select([0], [], [], 0.02)[0]:
+            assert read_line() == "kill"
+            os.kill(pid, signal.SIGKILL)  # not reaped yet: the pid is still this child's
+            status = os.waitpid(pid, 0)[1]
+            break
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
     print(os.waitstatus_to_exitcode(status), flush=True)
 """
 
