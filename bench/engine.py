@@ -575,11 +575,13 @@ class Server:
         self.url = ""
         self.account = "bench"
 
-    def start(self) -> None:
-        token = run_checked(
-            [*qrt_command(), "users", "create", USER, "--data-dir", str(self.data)], self.env
-        )
-        token = token.strip().splitlines()[-1]
+    def start(self, token: str | None = None) -> None:
+        """Create the user and start; with ``token``, start on the data dir as it was left."""
+        if token is None:
+            token = run_checked(
+                [*qrt_command(), "users", "create", USER, "--data-dir", str(self.data)], self.env
+            )
+            token = token.strip().splitlines()[-1]
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
                 [
