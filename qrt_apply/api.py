@@ -178,7 +178,7 @@ def _watching(
 
 
 def _check_addresses(desired: DesiredState, lock: Lockfile, addresses: Sequence[str]) -> None:
-    known = set(lock.programs()) | set(lock.jobs())
+    known = lock.addresses()
     known |= {f"program.{name}" for name in desired.programs}
     known |= {f"batch.{name}" for name in desired.batches}
     known |= {job.address for job in desired.jobs()}
@@ -424,8 +424,8 @@ class Project:
             started = time.monotonic()
             runtime = self.open_runtime()
             lock.check_target(runtime.target)
-            observed = observe(runtime, lock.snapshot(), backends=(), parallelism=workers)
-            full = make_plan(desired, lock.snapshot(), observed)
+            observed = observe(runtime, lock.view(), backends=(), parallelism=workers)
+            full = make_plan(desired, lock.view(), observed)
             waits = tuple(a for a in full.actions if a.kind == "wait")
             if not waits:
                 return RefreshResult()
@@ -619,14 +619,14 @@ class Project:
         if not lock_only and refresh:
             observed = observe(
                 runtime,
-                lock.snapshot(),
+                lock.view(),
                 names=desired.programs,
                 backends={job.backend for job in desired.jobs() if job.backend},
                 parallelism=parallelism,
             )
         return make_plan(
             desired,
-            lock.snapshot(),
+            lock.view(),
             observed,
             prune=prune,
             targets=targets,

@@ -134,8 +134,24 @@ class Lockfile:
 
     # --- reading -----------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
+        """A deep copy of the data, the caller's to change."""
         with self._guard:
             return copy.deepcopy(self._data)
+
+    def view(self) -> dict[str, Any]:
+        """The data as it is now, for reading only, without copying the records: they are shared
+        with this Lockfile, which replaces a record on every change and never edits one, so the
+        view keeps showing this moment. Callers must not modify anything in it."""
+        with self._guard:
+            return {
+                **self._data,
+                "programs": dict(self._data["programs"]),
+                "jobs": dict(self._data["jobs"]),
+            }
+
+    def addresses(self) -> set[str]:
+        with self._guard:
+            return set(self._data["programs"]) | set(self._data["jobs"])
 
     @property
     def exists(self) -> bool:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import gc
 import json
-import json.scanner
 import re
 from typing import Any
 
@@ -70,10 +69,6 @@ class _Unrecognised(Exception):
     pass
 
 
-# (text, index) -> (value, end index)
-_scan = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
-
-
 def parse(text: str) -> tuple[Any, EntryTexts]:
     """The data of a lockfile's text, and the texts of its entries (raises JSONDecodeError)."""
     # Parsing makes hundreds of thousands of containers, none of them garbage: the collector's
@@ -88,36 +83,38 @@ def parse(text: str) -> tuple[Any, EntryTexts]:
 
 
 def _parse(text: str) -> tuple[Any, EntryTexts]:
+    data = json.loads(text)
     texts: _Texts = {}
-    try:
-        skeleton = text
-        sections = {}
+    if isinstance(data, dict):
         for name in SECTIONS:
-            skeleton, sections[name] = _split(skeleton, name, texts)
-        data = json.loads(skeleton)
-        if not isinstance(data, dict) or any(data.get(n) != {} for n in SECTIONS):
-            raise _Unrecognised
-        data.update(sections)
-        return data, EntryTexts(texts)
-    except (_Unrecognised, ValueError, StopIteration):
-        return json.loads(text), EntryTexts()
+            section = data.get(name)
+            try:
+                entries = _entry_texts(text, name)
+            except (_Unrecognised, ValueError):
+                continue
+            # The split must find exactly the parsed section's addresses, in order: text cut
+            # anywhere but at the entries' own boundaries finds other keys, or other counts.
+            if isinstance(section, dict) and list(section) == [a for a, _ in entries]:
+                texts.update(((name, a), (section[a], entry)) for a, entry in entries)
+    return data, EntryTexts(texts)
 
 
-def _split(text: str, name: str, texts: _Texts) -> tuple[str, dict[str, Any]]:
-    """``text`` with section ``name`` emptied, and the section's entries (their texts into
-    ``texts``). Raises _Unrecognised unless the section is laid out as ``EntryTexts`` writes it."""
+def _entry_texts(text: str, name: str) -> list[tuple[str, str]]:
+    """Section ``name`` of ``text`` cut into its entries' texts (``    "ADDRESS": {...}``), as
+    ``EntryTexts`` writes them. Raises _Unrecognised for any other layout."""
     head = f'\n  "{name}": {{\n'
     start = text.find(head)
     if start < 0:
         if f'\n  "{name}": {{}}' in text:
-            return text, {}
+            return []
         raise _Unrecognised
-    entries: dict[str, Any] = {}
+    entries: list[tuple[str, str]] = []
     pos = start + len(head)
     while True:
         if not text.startswith('    "', pos):
             raise _Unrecognised
-        # a key holds no raw newline, so the first '": {' ending a line closes it
+        # a key holds no raw newline, so the first '": {' ending a line closes it; an entry's
+        # inner lines are indented deeper, so the first line that is exactly '    }' closes it
         colon = text.find('": {\n', pos)
         end = text.find("\n    }", colon)
         if colon < 0 or end < 0:
@@ -130,17 +127,11 @@ def _split(text: str, name: str, texts: _Texts) -> tuple[str, dict[str, Any]]:
             address = json.loads(raw_key)
             if not isinstance(address, str):
                 raise _Unrecognised
-        # the C scanner reads the record in place; it must end where its text ends
-        record, stop = _scan(text, colon + 3)
-        if stop != end + 6 or not isinstance(record, dict) or address in entries:
-            raise _Unrecognised
-        entry = text[pos:stop]
-        entries[address] = record
-        texts[(name, address)] = (record, entry)
+        entries.append((address, text[pos : end + 6]))
         pos = end + 6
         if text.startswith(",\n", pos):
             pos += 2
         elif text.startswith("\n  }", pos):
-            return text[:start] + f'\n  "{name}": {{}}' + text[pos + 4 :], entries
+            return entries
         else:
             raise _Unrecognised

@@ -14,6 +14,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 __all__ = [
@@ -169,7 +170,7 @@ class JobSpec:
             params["options"] = merged
         return params
 
-    @property
+    @cached_property
     def digest(self) -> str:
         if self.program.kind == "managed":
             program: dict[str, str] = {"content": self.program_digest}

@@ -80,3 +80,27 @@ def test_a_hand_formatted_lockfile_loads_with_the_same_data(tmp_path: Path) -> N
         lock = Lockfile.load(path)
         assert lock.jobs() == data["jobs"]
         assert lock.render() == canonical(data)
+
+
+@settings(max_examples=200, derandomize=True, deadline=None)
+@given(lockfiles, st.data())
+def test_a_reindented_lockfile_is_never_written_back_wrong(data: dict[str, Any], draw: Any) -> None:
+    """Hand-edited indentation (any line moved left or right) parses to what the JSON says, and
+    after records change the text written holds exactly the new data, whatever was kept."""
+    lines = canonical(data).split("\n")
+    for i in draw.draw(st.lists(st.integers(0, len(lines) - 1), max_size=6)):
+        stripped = lines[i].lstrip(" ")
+        lines[i] = " " * draw.draw(st.integers(0, 8)) + stripped
+    text = "\n".join(lines)
+    parsed, texts = parse(text)
+    assert parsed == json.loads(text)
+    changed = {**parsed}
+    for section in ("programs", "jobs"):
+        entries = dict(parsed[section])
+        if entries:
+            first = sorted(entries)[0]
+            entries[first] = {"changed": True}
+            entries.pop(sorted(entries)[-1])
+        entries["job.new/entry"] = {"added": 1}
+        changed[section] = entries
+    assert json.loads(texts.render(changed)) == changed

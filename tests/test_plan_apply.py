@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -21,16 +22,13 @@ from projects import small_project
 def plan_for(root: Path, runtime: FakeRuntime, **kwargs):
     desired = load_desired_state(root, root / "manifests")
     lock = Lockfile.load(root / "qrt.lock")
-    return (
-        desired,
-        lock,
-        make_plan(
-            desired,
-            lock.snapshot(),
-            observe(runtime, lock.snapshot(), names=desired.programs),
-            **kwargs,
-        ),
-    )
+    # planning reads the lockfile's records in place (Lockfile.view), as the commands do: it
+    # must leave every one of them as it was
+    view = lock.view()
+    before = copy.deepcopy(view)
+    plan = make_plan(desired, view, observe(runtime, view, names=desired.programs), **kwargs)
+    assert view == before, "planning modified the lockfile's records"
+    return desired, lock, plan
 
 
 def converge(root: Path, runtime: FakeRuntime, **kwargs):

@@ -21,14 +21,14 @@ from qrt_apply.plan import observe
 from qrt_apply.plan.refresh import listing_since
 from qrt_apply.runtime.accounts import Account
 from qrt_apply.runtime.base import JobInfo
-from qrt_apply.runtime.http import HttpRuntime
+from qrt_apply.runtime.http import LIST_PAGE, HttpRuntime
 
 from fakes import FakeRuntime
 from projects import small_project
 from support.serve import ServerHandle, running_server
 
-N_PROGRAMS = 50
-PAGE = 20  # HttpRuntime's page size for /programs
+N_PROGRAMS = 120  # more than one page
+PAGE = LIST_PAGE  # HttpRuntime's page size for /programs
 
 
 class CountingTransport(httpx.BaseTransport):

@@ -48,7 +48,9 @@ __all__ = ["SUBMIT_TAG_PREFIX", "HttpRuntime", "http_options", "new_submit_tag"]
 
 DEFAULT_CONNECT = 5.0
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=DEFAULT_CONNECT)
-_PAGE = 20
+# Asked for per page of a listing. The old client asks for 20; a server that answers fewer (it
+# caps its pages) is paged on by its ``count`` all the same.
+LIST_PAGE = 100
 T = TypeVar("T")
 
 
@@ -244,7 +246,8 @@ class HttpRuntime:
 
     def programs(self, *, limit: int | None = None, skip: int = 0) -> list[ProgramInfo]:
         return [
-            parse_program(p) for p in self._pages("/programs", "programs", {}, limit, skip, _PAGE)
+            parse_program(p)
+            for p in self._pages("/programs", "programs", {}, limit, skip, LIST_PAGE)
         ]
 
     def program(self, program_id: str) -> ProgramInfo:
