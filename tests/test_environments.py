@@ -124,6 +124,33 @@ def test_lockfile_option_gets_state_of_its_own(tmp_path: Path) -> None:
     assert qrt(root, "plan", "--detailed-exitcode").returncode == 2
 
 
+def test_project_options_work_after_the_command_too(tmp_path: Path) -> None:
+    root = small_project(tmp_path)
+    write(root, "qrt.yaml", ENVIRONMENTS)
+    applied = qrt(root, "apply", "--auto-approve", "--env", "dev")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert applied.stdout.startswith("Environment: dev\n")
+    assert set(_jobs(root / "envs/dev/qrt.lock").values()) == {"COMPLETED"}
+    # Given on both sides, the later one wins: dev is converged, prod is all still to do.
+    assert qrt(root, "--env", "prod", "plan", "--env", "dev", "--detailed-exitcode").returncode == 0
+    assert qrt(root, "--env", "dev", "plan", "--env", "prod", "--detailed-exitcode").returncode == 2
+    # -C after the command: run from elsewhere (the helper's own -C names an empty directory).
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    found = qrt(elsewhere, "plan", "--detailed-exitcode", "-C", str(root), "--env", "dev")
+    assert found.returncode == 0, found.stderr
+    other = tmp_path / "trial.lock"
+    fresh = qrt(root, "plan", "--env", "dev", "--lockfile", str(other), "--format", "json")
+    assert fresh.returncode == 0, fresh.stderr
+    assert json.loads(fresh.stdout)["summary"] == {"create": 1, "run": 5}
+    assert qrt(root, "unlock", "--env", "dev").returncode == 0
+    unknown = qrt(root, "plan", "--env", "staging")
+    assert unknown.returncode == 1 and "unknown environment 'staging'" in unknown.stderr
+    # Commands that work on no project do not take them.
+    schema = qrt(root, "schema", "program", "--env", "dev")
+    assert schema.returncode == 1 and "No such option '--env'" in schema.stderr
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
