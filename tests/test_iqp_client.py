@@ -57,6 +57,14 @@ CONFIG = {
 }
 
 
+def bell_project(tmp_path: Path, manifest: str) -> Path:
+    """A project of ``circuits/bell.qasm`` and ``manifest`` as ``manifests/b.yaml``."""
+    root = tmp_path / "p"
+    write(root, "circuits/bell.qasm", BELL)
+    write(root, "manifests/b.yaml", manifest)
+    return root
+
+
 def jwt(iat: float, exp: float, n: int = 0) -> str:
     def part(data: dict[str, Any]) -> str:
         raw = json.dumps(data).encode()
@@ -773,11 +781,8 @@ def test_plan_refuses_program_documents_before_sending_anything(
 def test_apply_runs_a_session_batch_and_closes_its_session(
     platform: Platform, tmp_path: Path, session: str
 ) -> None:
-    root = tmp_path / "p"
-    write(root, "circuits/bell.qasm", BELL)
-    write(
-        root,
-        "manifests/b.yaml",
+    root = bell_project(
+        tmp_path,
         f"""
         apiVersion: qrt/v1
         kind: JobBatch
@@ -831,11 +836,8 @@ def test_public_surfaces_and_no_qiskit_on_the_plan_path() -> None:
 
 
 def test_plan_refuses_a_batch_without_backend(platform: Platform, tmp_path: Path) -> None:
-    root = tmp_path / "p"
-    write(root, "circuits/bell.qasm", BELL)
-    write(
-        root,
-        "manifests/b.yaml",
+    root = bell_project(
+        tmp_path,
         """
         apiVersion: qrt/v1
         kind: JobBatch
@@ -893,11 +895,8 @@ def test_apply_adopts_the_job_an_interrupted_apply_submitted(
     from qrt_apply.manifests import load_desired_state
     from qrt_apply.model import submission_tag
 
-    root = tmp_path / "p"
-    write(root, "circuits/bell.qasm", BELL)
-    write(
-        root,
-        "manifests/b.yaml",
+    root = bell_project(
+        tmp_path,
         f"""
         apiVersion: qrt/v1
         kind: JobBatch
