@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -43,15 +40,7 @@ def test_promote_a_change_from_dev_to_prod(tmp_path: Path) -> None:
     assert not prod_lock.exists() and not (root / "qrt.lock").exists()
 
     # prod has its own runtime and lockfile: everything is still to do there.
-    env = {**os.environ, "QRT_ENV": "prod", "HOME": str(root / "home")}
-    plan = subprocess.run(
-        [sys.executable, "-m", "qrt_apply", "-C", str(root), "plan", "--format", "json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        check=False,
-    )
+    plan = qrt(root, "plan", "--format", "json", env={"QRT_ENV": "prod"})
     assert plan.returncode == 0, plan.stderr
     data = json.loads(plan.stdout)
     assert data["environment"] == "prod" and data["summary"] == {"create": 1, "run": 5}
@@ -97,15 +86,7 @@ def test_default_environment_and_empty_qrt_env(tmp_path: Path) -> None:
     write(root, "qrt.yaml", ENVIRONMENTS + "default_environment: prod\n")
     assert load_project(root).environment == "prod"
     assert load_project(root, env="dev").lockfile == root.resolve() / "envs/dev/qrt.lock"
-    env = {**os.environ, "QRT_ENV": "", "HOME": str(root / "home")}
-    done = subprocess.run(
-        [sys.executable, "-m", "qrt_apply", "-C", str(root), "plan", "--lock-only"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        check=False,
-    )
+    done = qrt(root, "plan", "--lock-only", env={"QRT_ENV": ""})
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("Environment: prod")
 
