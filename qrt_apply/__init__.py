@@ -31,7 +31,7 @@ __all__ = [
 
 __version__ = "0.1.0"
 
-_API = {"ApplyResult", "Interrupted", "JobResult", "Project", "RefreshResult", "Validation"}
+_API = frozenset(__all__) - {"__version__"}  # imported from qrt_apply.api on first use
 
 
 def __getattr__(name: str) -> Any:

@@ -5,7 +5,9 @@ Exit codes follow Terraform: 0 success (no changes), 1 any error (usage errors i
 many times and wherever the interrupt lands.
 
 ``--debug`` (or ``QRT_DEBUG=1``) and ``--no-color`` (or any non-empty ``NO_COLOR``) are global:
-accepted before the command and after it, at any depth (``qrt account list --debug``).
+accepted before the command and after it, at any depth (``qrt account list --debug``). So are the
+project options ``-C``/``--chdir``, ``--account``, ``--env`` and ``--lockfile`` on every command
+that works on a project (``qrt plan --env prod``); given on both sides, the later one wins.
 """
 
 from __future__ import annotations
@@ -109,10 +111,54 @@ def _set_no_color(ctx: click.Context, _param: click.Parameter, value: bool) -> N
             app.color = False  # what consoles on worker threads are told
 
 
-def _with_global_flags(command: click.Command) -> click.Command:
-    """Give ``command`` (and a group's subcommands) ``--debug`` and ``--no-color``, so both work
-    after the command name too; they set the shared AppContext and are not passed to callbacks."""
+def _set_project_option(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    """A project option given after the command: it replaces what the group set (or defaulted)."""
+    app = ctx.find_object(AppContext)
+    if value is None or app is None or param.name is None:
+        return
+    if param.name == "env":
+        value = value or None  # --env "" chooses nothing, as an empty QRT_ENV does
+    setattr(app, param.name, value)
+
+
+def _project_options(taken: set[str]) -> list[click.Option]:
+    """The group's project options, again for a command: same names, types and help, no default
+    (an option not given after the command leaves the group's value alone). Skips any whose
+    name the command already uses for something else (``taken``)."""
+    options = []
+    for param in cli.params:
+        if (
+            isinstance(param, click.Option)
+            and param.name in _PROJECT_OPTIONS
+            and not taken & set(param.opts)
+        ):
+            options.append(
+                click.Option(
+                    [*param.opts, param.name],  # the AppContext field it sets: project_dir for -C
+                    type=param.type,
+                    default=None,
+                    expose_value=False,
+                    callback=_set_project_option,
+                    metavar=param.metavar,
+                    help=param.help,
+                )
+            )
+    return options
+
+
+# The group's options that name the project (AppContext fields), also accepted after a command.
+_PROJECT_OPTIONS = frozenset({"project_dir", "account", "env", "lockfile"})
+# Commands that work on no project: the project options would mean nothing there.
+_PROJECTLESS = {"account", "merge-lockfile", "schema", "serve", "users"}
+
+
+def _with_global_flags(command: click.Command, *, project: bool = False) -> click.Command:
+    """Give ``command`` (and a group's subcommands) ``--debug`` and ``--no-color``, and with
+    ``project`` the project options, so they work after the command name too; they set the shared
+    AppContext and are not passed to callbacks."""
     names = {opt for param in command.params for opt in param.opts}
+    if project and "--lockfile" not in names:  # added once: the commands are module objects
+        command.params.extend(_project_options(names))
     if "--debug" not in names:
         command.params.append(
             click.Option(
@@ -135,7 +181,7 @@ def _with_global_flags(command: click.Command) -> click.Command:
         )
     if isinstance(command, click.Group):
         for sub in command.commands.values():
-            _with_global_flags(sub)
+            _with_global_flags(sub, project=project)
     return command
 
 
@@ -149,9 +195,11 @@ class QrtGroup(click.Group):
         if cmd_name in LAZY_COMMANDS:
             module, attr = LAZY_COMMANDS[cmd_name]
             command: click.Command = getattr(importlib.import_module(module), attr)
-            return _with_global_flags(command)
+            return _with_global_flags(command, project=cmd_name not in _PROJECTLESS)
         found = super().get_command(ctx, cmd_name)
-        return _with_global_flags(found) if found is not None else None
+        if found is None:
+            return None
+        return _with_global_flags(found, project=cmd_name not in _PROJECTLESS)
 
     def main(  # type: ignore[override]
         self,

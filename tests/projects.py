@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from collections.abc import Mapping
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -101,18 +102,24 @@ def small_project(root: Path) -> Path:
 
 
 def qrt(
-    root: Path, *args: str, stdin: str | None = None, timeout: float = 600
+    root: Path,
+    *args: str,
+    stdin: str | None = None,
+    timeout: float = 600,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the real CLI in a child process on project ``root``, isolated from the user's accounts."""
-    env = {**os.environ, "HOME": str(root / "home")}
+    """Run the real CLI in a child process on project ``root``, isolated from the user's accounts,
+    with ``env`` added to its environment."""
+    child_env = {**os.environ, "HOME": str(root / "home")}
     for key in ("QISKIT_IBM_TOKEN", "QISKIT_IBM_URL", "QISKIT_IBM_CHANNEL", "QISKIT_IBM_INSTANCE"):
-        env.pop(key, None)
+        child_env.pop(key, None)
+    child_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "qrt_apply", "-C", str(root), *args],
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=env,
+        env=child_env,
         input=stdin,
         check=False,
     )

@@ -43,6 +43,7 @@ def test_public_surface() -> None:
         "Validation",
         "__version__",
     }
+    assert qrt_apply.__all__ == [*qrt_apply.api.__all__, "__version__"]  # the same names
     assert qrt_apply.Project is Project
     with pytest.raises(AttributeError):
         qrt_apply.Nothing  # noqa: B018

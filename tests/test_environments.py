@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -43,15 +40,7 @@ def test_promote_a_change_from_dev_to_prod(tmp_path: Path) -> None:
     assert not prod_lock.exists() and not (root / "qrt.lock").exists()
 
     # prod has its own runtime and lockfile: everything is still to do there.
-    env = {**os.environ, "QRT_ENV": "prod", "HOME": str(root / "home")}
-    plan = subprocess.run(
-        [sys.executable, "-m", "qrt_apply", "-C", str(root), "plan", "--format", "json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        check=False,
-    )
+    plan = qrt(root, "plan", "--format", "json", env={"QRT_ENV": "prod"})
     assert plan.returncode == 0, plan.stderr
     data = json.loads(plan.stdout)
     assert data["environment"] == "prod" and data["summary"] == {"create": 1, "run": 5}
@@ -97,15 +86,7 @@ def test_default_environment_and_empty_qrt_env(tmp_path: Path) -> None:
     write(root, "qrt.yaml", ENVIRONMENTS + "default_environment: prod\n")
     assert load_project(root).environment == "prod"
     assert load_project(root, env="dev").lockfile == root.resolve() / "envs/dev/qrt.lock"
-    env = {**os.environ, "QRT_ENV": "", "HOME": str(root / "home")}
-    done = subprocess.run(
-        [sys.executable, "-m", "qrt_apply", "-C", str(root), "plan", "--lock-only"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        check=False,
-    )
+    done = qrt(root, "plan", "--lock-only", env={"QRT_ENV": ""})
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("Environment: prod")
 
@@ -122,6 +103,33 @@ def test_lockfile_option_gets_state_of_its_own(tmp_path: Path) -> None:
     assert project.results_dir == other.parent / "qrt-results"
     # The project's own lockfile and runtime are untouched: all still to do there.
     assert qrt(root, "plan", "--detailed-exitcode").returncode == 2
+
+
+def test_project_options_work_after_the_command_too(tmp_path: Path) -> None:
+    root = small_project(tmp_path)
+    write(root, "qrt.yaml", ENVIRONMENTS)
+    applied = qrt(root, "apply", "--auto-approve", "--env", "dev")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert applied.stdout.startswith("Environment: dev\n")
+    assert set(_jobs(root / "envs/dev/qrt.lock").values()) == {"COMPLETED"}
+    # Given on both sides, the later one wins: dev is converged, prod is all still to do.
+    assert qrt(root, "--env", "prod", "plan", "--env", "dev", "--detailed-exitcode").returncode == 0
+    assert qrt(root, "--env", "dev", "plan", "--env", "prod", "--detailed-exitcode").returncode == 2
+    # -C after the command: run from elsewhere (the helper's own -C names an empty directory).
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    found = qrt(elsewhere, "plan", "--detailed-exitcode", "-C", str(root), "--env", "dev")
+    assert found.returncode == 0, found.stderr
+    other = tmp_path / "trial.lock"
+    fresh = qrt(root, "plan", "--env", "dev", "--lockfile", str(other), "--format", "json")
+    assert fresh.returncode == 0, fresh.stderr
+    assert json.loads(fresh.stdout)["summary"] == {"create": 1, "run": 5}
+    assert qrt(root, "unlock", "--env", "dev").returncode == 0
+    unknown = qrt(root, "plan", "--env", "staging")
+    assert unknown.returncode == 1 and "unknown environment 'staging'" in unknown.stderr
+    # Commands that work on no project do not take them.
+    schema = qrt(root, "schema", "program", "--env", "dev")
+    assert schema.returncode == 1 and "No such option '--env'" in schema.stderr
 
 
 @pytest.mark.parametrize(

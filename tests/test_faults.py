@@ -19,23 +19,19 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from qrt_apply.runtime.http import DEFAULT_TIMEOUT, http_options
 from qrt_apply.runtime.http_wire import RetryPolicy
 
-from projects import qrt, write
+from projects import BELL, qrt, write
+from support.bell_batch import bell_jobs, lock_ids, server_jobs, shots_of
 from support.proxy import Seen, Verdict, running_proxy
-from support.serve import ServerHandle, running_server
+from support.serve import running_server
 
 JOBS = 6
 FAULT_RATE = 0.2
-BELL = (
-    'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\n'
-    "h q[0];\ncx q[0], q[1];\nmeasure q -> c;\n"
-)
 # Timeouts short enough that an unanswered request costs little, retries enough that 20 % failures
 # never exhaust them (0.2 ** 10 per call).
 HTTP_SETTINGS = """
@@ -51,16 +47,7 @@ PROGRAM = "def main(backend, user_messenger, **kwargs):\n    return kwargs\n"
 
 
 def manifest(version: int) -> str:
-    jobs = "".join(
-        f"""
-  - name: j-{i}
-    inputs:
-      pubs:
-        - circuit: {{$file: ../circuits/bell.qasm}}
-          shots: {100 * version + i}
-"""
-        for i in range(1, JOBS + 1)
-    )
+    jobs = bell_jobs(JOBS, version)
     return f"""
 apiVersion: qrt/v1
 kind: Program
@@ -134,19 +121,6 @@ class Faults:
         return draw.choice(sorted(KINDS))
 
 
-def _server_jobs(server: ServerHandle) -> list[dict[str, Any]]:
-    with server.client() as http:
-        page = http.get("/jobs", params={"limit": 1000, "exclude_params": "false"}).json()
-    assert len(page["jobs"]) == page["count"]
-    return list(page["jobs"])
-
-
-def _shots(record: dict[str, Any]) -> int:
-    data = record["result"]["results"][0]["data"]["c"]
-    assert set(data["counts"]) <= {"00", "11"} and sum(data["counts"].values()) == data["num_shots"]
-    return int(data["num_shots"])
-
-
 def test_http_settings_come_from_qrt_yaml() -> None:
     assert http_options(None) == {"retry": RetryPolicy()}
     options = http_options(
@@ -195,22 +169,17 @@ def test_apply_through_a_fifth_of_requests_failing_submits_each_job_once(tmp_pat
             done = qrt(root, "--account", "local", "apply", "--auto-approve", timeout=300)
             assert done.returncode == 0, (done.stdout, done.stderr, dict(faults.injected))
             records = json.loads((root / "qrt.lock").read_text())["jobs"]
-            assert {a: _shots(r) for a, r in records.items()} == {
+            assert {a: shots_of(r) for a, r in records.items()} == {
                 f"job.faults/j-{i}": 100 * version + i for i in range(1, JOBS + 1)
             }
         settled = qrt(root, "--account", "local", "plan", "--detailed-exitcode", timeout=300)
         assert settled.returncode == 0, settled.stdout + settled.stderr
         assert proxy.drain(60)
-        jobs = _server_jobs(server)
+        jobs = server_jobs(server)
         with server.client() as http:
             programs = http.get("/programs").json()["programs"]
     lock = json.loads((root / "qrt.lock").read_text())
-    known = {
-        entry["id"]
-        for record in lock["jobs"].values()
-        for entry in [record, *record.get("history", [])]
-        if entry.get("id")
-    }
+    known = lock_ids(lock["jobs"])
     per_params = Counter(json.dumps(job["params"], sort_keys=True) for job in jobs)
     per_tag = Counter(t for job in jobs for t in job["tags"] if t.startswith("qrt-submit:"))
     duplicates = sum(n - 1 for n in per_params.values()) + sum(n - 1 for n in per_tag.values())

@@ -19,7 +19,7 @@ import respx
 from click.testing import CliRunner
 
 from qrt_apply.cli import AppContext, cli
-from qrt_apply.errors import AuthError, ConfigError, NotFoundError
+from qrt_apply.errors import AuthError, ConfigError, NotFoundError, TransportError
 from qrt_apply.runtime.accounts import Account
 from qrt_apply.runtime.base import SUBMIT_TAG_PREFIX, Runtime
 from qrt_apply.runtime.encoding import dumps, loads
@@ -55,6 +55,14 @@ CONFIG = {
     "coupling_map": [[0, 1], [1, 2], [2, 3], [3, 4]],
     "online_date": "2024-01-01T00:00:00Z",
 }
+
+
+def bell_project(tmp_path: Path, manifest: str) -> Path:
+    """A project of ``circuits/bell.qasm`` and ``manifest`` as ``manifests/b.yaml``."""
+    root = tmp_path / "p"
+    write(root, "circuits/bell.qasm", BELL)
+    write(root, "manifests/b.yaml", manifest)
+    return root
 
 
 def jwt(iat: float, exp: float, n: int = 0) -> str:
@@ -643,6 +651,46 @@ def test_sessions_open_in_either_mode_and_close_by_refusing_jobs(platform: Platf
         rt.open_session(BACKEND, "exclusive")
 
 
+@pytest.mark.parametrize("fault", ["503", "timeout"])
+def test_a_session_is_not_opened_again_after_an_ambiguous_failure(
+    platform: Platform, fault: str
+) -> None:
+    rt = platform.runtime()
+
+    def made_then_lost(request: httpx.Request) -> httpx.Response:
+        platform.create_session(request)  # the platform opened it; the answer never arrives
+        if fault == "timeout":
+            raise httpx.ReadTimeout("read timed out", request=request)
+        return httpx.Response(503, text="upstream timeout")
+
+    platform.router.post(f"{API}/sessions").mock(
+        side_effect=[made_then_lost, platform.create_session]
+    )
+    with pytest.raises(TransportError, match="outcome is unknown") as caught:
+        rt.run("sampler", {"pubs": [BELL]}, backend=BACKEND, start_session=True)
+    assert "not sent again" in str(caught.value) and "POST" in str(caught.value)
+    assert len(platform.calls("POST", "/sessions")) == 1 and len(platform.sessions) == 1
+    assert platform.calls("POST", "/jobs") == [] and platform.sleeps == []
+    no_secret(str(caught.value), platform)
+
+
+def test_a_session_post_is_sent_again_after_429_or_a_refused_connection(
+    platform: Platform,
+) -> None:
+    rt = platform.runtime()
+
+    def refused(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    busy = httpx.Response(429, headers={"Retry-After": "2"}, json={"errors": []})
+    platform.router.post(f"{API}/sessions").mock(
+        side_effect=[busy, refused, platform.create_session]
+    )
+    sid = rt.open_session(BACKEND, "batch")
+    assert len(platform.calls("POST", "/sessions")) == 3 and list(platform.sessions) == [sid]
+    assert platform.sleeps[0] == 2.0
+
+
 # -- results in both encodings ---------------------------------------------------------------
 
 
@@ -733,11 +781,8 @@ def test_plan_refuses_program_documents_before_sending_anything(
 def test_apply_runs_a_session_batch_and_closes_its_session(
     platform: Platform, tmp_path: Path, session: str
 ) -> None:
-    root = tmp_path / "p"
-    write(root, "circuits/bell.qasm", BELL)
-    write(
-        root,
-        "manifests/b.yaml",
+    root = bell_project(
+        tmp_path,
         f"""
         apiVersion: qrt/v1
         kind: JobBatch
@@ -791,11 +836,8 @@ def test_public_surfaces_and_no_qiskit_on_the_plan_path() -> None:
 
 
 def test_plan_refuses_a_batch_without_backend(platform: Platform, tmp_path: Path) -> None:
-    root = tmp_path / "p"
-    write(root, "circuits/bell.qasm", BELL)
-    write(
-        root,
-        "manifests/b.yaml",
+    root = bell_project(
+        tmp_path,
         """
         apiVersion: qrt/v1
         kind: JobBatch
@@ -853,11 +895,8 @@ def test_apply_adopts_the_job_an_interrupted_apply_submitted(
     from qrt_apply.manifests import load_desired_state
     from qrt_apply.model import submission_tag
 
-    root = tmp_path / "p"
-    write(root, "circuits/bell.qasm", BELL)
-    write(
-        root,
-        "manifests/b.yaml",
+    root = bell_project(
+        tmp_path,
         f"""
         apiVersion: qrt/v1
         kind: JobBatch

@@ -36,11 +36,11 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from projects import qrt, write
+from projects import BELL, qrt, write
+from support.bell_batch import bell_jobs, lock_ids, server_jobs, shots_of
 from support.proxy import Proxy, Seen, Verdict, running_proxy
 from support.serve import ServerHandle, running_server
 
@@ -49,26 +49,13 @@ pytestmark = pytest.mark.slow
 KILLS = 50
 JOBS = 4
 RUN_TIMEOUT = 120.0  # one apply; the proxy never holds longer than its max_hold (60 s)
-BELL = (
-    'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\n'
-    "h q[0];\ncx q[0], q[1];\nmeasure q -> c;\n"
-)
 
 
 def manifest(version: int) -> str:
     """``JOBS`` small sampler jobs, and two more in one session; ``version`` goes into every job's
     shots, so each version is new work for every address and a job's params name its (address,
     version)."""
-    jobs = "".join(
-        f"""
-  - name: j-{i}
-    inputs:
-      pubs:
-        - circuit: {{$file: ../circuits/bell.qasm}}
-          shots: {100 * version + i}
-"""
-        for i in range(1, JOBS + 1)
-    )
+    jobs = bell_jobs(JOBS, version)
     return f"""
 apiVersion: qrt/v1
 kind: JobBatch
@@ -282,36 +269,6 @@ def _run_apply(launcher: Launcher, root: Path, killer: Killer, point: KillPoint 
     return False
 
 
-def _server_jobs(server: ServerHandle) -> list[dict[str, Any]]:
-    jobs: list[dict[str, Any]] = []
-    with server.client() as http:
-        while True:
-            page = http.get(
-                "/jobs", params={"limit": 1000, "offset": len(jobs), "exclude_params": "false"}
-            ).json()
-            jobs.extend(page["jobs"])
-            if not page["jobs"] or len(jobs) >= page["count"]:
-                return jobs
-
-
-def _lock_ids(root: Path) -> tuple[dict[str, dict[str, Any]], set[str]]:
-    records = json.loads((root / "qrt.lock").read_text())["jobs"]
-    ids = set()
-    for record in records.values():
-        for entry in [record, *(record.get("history") or [])]:
-            if entry.get("id"):
-                ids.add(entry["id"])
-    return records, ids
-
-
-def shots_of(record: dict[str, Any]) -> int:
-    """The shots a recorded sampler result counted (checked against its counts)."""
-    data = record["result"]["results"][0]["data"]["c"]
-    assert set(data["counts"]) <= {"00", "11"}, data  # a Bell pair, whatever the shots
-    assert sum(data["counts"].values()) == data["num_shots"]
-    return int(data["num_shots"])
-
-
 @dataclass
 class Tally:
     kills: int = 0
@@ -330,12 +287,13 @@ def _check(server: ServerHandle, proxy: Proxy, root: Path, version: int, tally: 
     """After an apply that ran to the end: the manifests' jobs are done with their results, and
     the server holds no duplicate and no job the lockfile does not know."""
     assert proxy.drain(60), "a held request never finished"
-    records, known = _lock_ids(root)
+    records = json.loads((root / "qrt.lock").read_text())["jobs"]
+    known = lock_ids(records)
     assert {a: shots_of(r) for a, r in records.items()} == {
         **{f"job.kill/j-{i}": 100 * version + i for i in range(1, JOBS + 1)},
         **{f"job.sess/s-{i}": 100 * version + 50 + i for i in (1, 2)},
     }, tally.trace
-    jobs = _server_jobs(server)
+    jobs = server_jobs(server)
     per_params = Counter(json.dumps(j.get("params"), sort_keys=True) for j in jobs)
     per_tag = Counter(t for j in jobs for t in j.get("tags") or [] if t.startswith("qrt-submit:"))
     tally.duplicates += sum(n - 1 for n in per_params.values())

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from projects import BELL, qrt, write
+from support.results import blobs
 
 pytestmark = pytest.mark.slow
 
@@ -63,15 +64,6 @@ jobs:
       observables: [[[ZZ, 1]]]
       run_options: {shots: 1000, seed_simulator: 3}
 """
-
-
-def blobs(value: Any) -> list[Any]:
-    if isinstance(value, dict):
-        found = [value] if "__type__" in value else []
-        return found + [b for item in value.values() for b in blobs(item)]
-    if isinstance(value, list):
-        return [b for item in value for b in blobs(item)]
-    return []
 
 
 def ok(root: Path, *args: str) -> str:

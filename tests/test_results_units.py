@@ -21,17 +21,9 @@ from qrt_apply.results.summary import summarize
 from qrt_apply.results.sweep import SweepJob, sweep_of
 from qrt_apply.runtime import encoding
 
+from support.results import blobs
+
 BELL = 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\nh q[0];\ncx q[0],q[1];\nmeasure q -> c;\n'
-
-
-def blobs(value: Any) -> list[Any]:
-    """Every ``__type__`` object left anywhere in ``value``."""
-    if isinstance(value, dict):
-        found = [value] if "__type__" in value else []
-        return found + [b for item in value.values() for b in blobs(item)]
-    if isinstance(value, list):
-        return [b for item in value for b in blobs(item)]
-    return []
 
 
 def wire(value: Any) -> str:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from support.clients import run_client_script
 from support.newclient import require_new_python
 from support.serve import ServerHandle, run_qrt, running_server
 
@@ -61,38 +60,16 @@ def run_script(
     python: str, server: ServerHandle, script: str, user: str, last: str
 ) -> dict[str, Any]:
     """Run ``script URL TOKEN CRN LAST`` as ``user`` (LAST: a backend name, or another CRN)."""
-    home = server.data_dir.parent / f"home-{user}"  # the client may create ~/.qiskit
-    home.mkdir(exist_ok=True)
+    args = [server.url, server.tokens[user], instances(server)[user], last]
     env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("QISKIT_", "PYTHON", "VIRTUAL_ENV", "IAM_", "GLOBAL_"))
-    }
-    env.update(
-        HOME=str(home),
-        NO_PROXY="127.0.0.1,localhost",
-        no_proxy="127.0.0.1,localhost",
-        PYTHONWARNINGS="ignore::DeprecationWarning",
+        "PYTHONWARNINGS": "ignore::DeprecationWarning",
         # the configuration of docs/serve.md
-        IAM_URL=server.url,
-        GLOBAL_SEARCH_URL=server.url,
-        GLOBAL_CATALOG_URL=f"{server.url}/catalog/api/v1",
-    )
-    crn = instances(server)[user]
-    done = subprocess.run(
-        [python, str(SCRIPTS / script), server.url, server.tokens[user], crn, last],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-        check=False,
-    )
-    assert done.returncode == 0, (
-        f"{script} failed ({done.returncode}):\n{done.stderr[-6000:]}\n"
-        f"--- server log ---\n{server.log()[-3000:]}"
-    )
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+        "IAM_URL": server.url,
+        "GLOBAL_SEARCH_URL": server.url,
+        "GLOBAL_CATALOG_URL": f"{server.url}/catalog/api/v1",
+    }
+    drop = ("QISKIT_", "PYTHON", "VIRTUAL_ENV", "IAM_", "GLOBAL_")
+    return run_client_script(python, server, SCRIPTS / script, user, args, drop_env=drop, env=env)
 
 
 def test_flow_on_the_noiseless_simulator(python: str, server: ServerHandle) -> None:

@@ -8,15 +8,13 @@ interpreter the tests skip, saying how to install it.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from support.clients import run_client_script
 from support.oldclient import require_old_python
 from support.serve import ServerHandle, running_server
 
@@ -42,28 +40,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
 def run_script(
     python: str, server: ServerHandle, script: str, user: str, url: str | None = None
 ) -> dict[str, Any]:
-    home = server.data_dir.parent / f"home-{user}"  # the client may create ~/.qiskit
-    home.mkdir(exist_ok=True)
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("QISKIT_", "PYTHON", "VIRTUAL_ENV"))
-    }
-    env.update(HOME=str(home), NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
-    done = subprocess.run(
-        [python, str(SCRIPTS / script), url or server.api_url, server.tokens[user]],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-        check=False,
-    )
-    assert done.returncode == 0, (
-        f"{script} failed ({done.returncode}):\n{done.stderr[-6000:]}\n"
-        f"--- server log ---\n{server.log()[-3000:]}"
-    )
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    """Run ``script URL TOKEN`` as ``user`` (URL: the program API's, unless given)."""
+    args = [url or server.api_url, server.tokens[user]]
+    return run_client_script(python, server, SCRIPTS / script, user, args)
 
 
 def test_program_api_flow_of_the_real_client(python: str, server: ServerHandle) -> None:

@@ -222,7 +222,8 @@ def test_pull_request_workflow_steps_run_in_order_and_keep_one_comment(tmp_path:
     assert _qrt_lines(workflow) == [
         "qrt validate",
         "qrt plan --lock-only",
-        'qrt plan --detailed-exitcode --format markdown > "$RUNNER_TEMP/qrt-plan.md"',
+        'qrt plan --detailed-exitcode --format markdown > "$RUNNER_TEMP/qrt-plan.md" '
+        '2> "$RUNNER_TEMP/qrt-plan.err"',
     ]
     runner = Runner(tmp_path, {"comments": list(UNRELATED), "next_id": 1000, "calls": []})
 
@@ -232,6 +233,7 @@ def test_pull_request_workflow_steps_run_in_order_and_keep_one_comment(tmp_path:
         "The lockfile reads and matches the manifests",
         "qrt plan",
         "Post the plan on the pull request",
+        "Fail if qrt plan failed",
     ]
     assert first["skipped"] == [
         "actions/checkout@3d3c42e5aac5ba805825da76410c181273ba90b1",
@@ -288,6 +290,44 @@ def test_pull_request_workflow_fails_on_a_broken_manifest(tmp_path: Path) -> Non
     with pytest.raises(AssertionError, match="step 'qrt validate' failed"):
         runner.run_job(repo / WORKFLOWS["plan"], repo)
     assert runner.comments() == []
+
+
+@pytest.mark.parametrize("environment", ["", "prod"])
+def test_a_failing_plan_replaces_the_comment_and_fails_the_job(
+    tmp_path: Path, environment: str
+) -> None:
+    repo = tmp_path / "repo"
+    init_project(repo)
+    if environment:  # chosen by qrt.yaml, not QRT_ENV: the failure's marker must still name it
+        (repo / "qrt.yaml").write_text(
+            "environments:\n  prod: {target: embedded}\ndefault_environment: prod\n"
+        )
+    marker = f"<!-- qrt-plan:{environment} -->" if environment else "<!-- qrt-plan -->"
+    runner = Runner(tmp_path, {"comments": list(UNRELATED), "next_id": 1000, "calls": []})
+    workflow = repo / WORKFLOWS["plan"]
+    runner.run_job(workflow, repo)
+    (planned,) = [c for c in runner.comments() if c["body"].startswith(marker + "\n")]
+    assert "job.bell/bell" in planned["body"]
+
+    # A push the manifests' offline checks accept but the runtime cannot plan: no such backend.
+    batches = repo / "manifests" / "batches.yaml"
+    batches.write_text(
+        batches.read_text("utf-8").replace("backend: aer_simulator", "backend: fake_nowhere")
+    )
+    with pytest.raises(AssertionError, match="step 'Fail if qrt plan failed' failed") as caught:
+        runner.run_job(workflow, repo)
+    assert "qrt plan failed with status 1" in str(caught.value)
+    comments = runner.comments()
+    assert len(comments) == len(UNRELATED) + (0 if environment else 1)  # edited in place
+    (failed,) = [c for c in comments if c["body"].startswith(marker + "\n")]
+    assert failed["id"] == planned["id"]
+    body = failed["body"]
+    assert body.splitlines()[1] == "### qrt plan failed"
+    assert "exited with status 1" in body and "job.bell/bell" not in body  # the stale plan is gone
+    assert "backend 'fake_nowhere' is not offered by the runtime" in body
+    assert "manifests/batches.yaml:" in body and str(tmp_path) not in body
+    others = [c for c in comments if c["id"] != failed["id"]]
+    assert others == [c for c in UNRELATED if c["id"] != failed["id"]]
 
 
 def _git(cwd: Path, *args: str) -> str:

@@ -174,10 +174,11 @@ class HttpRuntime:
         return self._wire.request(method, self._url(path), headers=self._headers(extra), **kwargs)
 
     def _once(
-        self, method: str, path: str, recover: Callable[[], T | None], **kwargs: Any
+        self, method: str, path: str, recover: Callable[[], T | None] | None, **kwargs: Any
     ) -> httpx.Response | T:
-        """A call that must take effect at most once (see ``Wire.request_once``); a 401 is
-        answered before anything happens, so it is sent again after a new login."""
+        """A call that must take effect at most once (see ``Wire.request_once``; ``recover`` None:
+        no way to check, so not re-sent after an ambiguous failure); a 401 is answered before
+        anything happens, so it is sent again after a new login."""
         extra = kwargs.pop("headers", None)
         conn = self._connection()
         url, headers = self._url(path), self._headers(extra)

@@ -173,7 +173,7 @@ class Wire:
         self,
         method: str,
         url: str,
-        recover: Callable[[], T | None],
+        recover: Callable[[], T | None] | None,
         *,
         params: Any = None,
         headers: Mapping[str, str] | None = None,
@@ -183,7 +183,10 @@ class Wire:
     ) -> httpx.Response | T:
         """Like :meth:`request` for a call that must take effect at most once: after an
         ambiguous failure ``recover()`` is asked first, and what it finds is returned instead of
-        re-sending."""
+        re-sending. With no ``recover`` (nothing can tell whether the call took effect) an
+        ambiguous failure ends it: a ``TransportError`` saying so, and nothing more is sent."""
+        if recover is None:
+            recover = _cannot_check
         return self._loop(method, url, params, headers, json_body, content, timeout, (), recover)
 
     def _loop(
@@ -234,6 +237,12 @@ class Wire:
             delay = policy.delay(attempt, self._rand) if wait is None else wait
             elapsed = self._clock() - started
             give_up = attempt >= policy.max_attempts or elapsed + delay > policy.total_time
+            if recover is _cannot_check and ambiguous:
+                raise TransportError(
+                    f"{failure.message}: the outcome is unknown (it may have taken effect) and "
+                    "cannot be checked, so it was not sent again",
+                    status=failure.status,
+                )
             if recover is not None and ambiguous:
                 # Wait before looking: a server still finishing the request would be missed.
                 self._sleep(delay)
@@ -264,3 +273,8 @@ class Wire:
         note = f" (gave up after {attempts} attempt{'s' if attempts > 1 else ''}, {elapsed:.1f}s)"
         kind = type(failure)
         return kind(failure.message + note, status=failure.status)
+
+
+def _cannot_check() -> None:
+    """The ``recover`` of a call whose effect nothing can look up: see :meth:`Wire.request_once`."""
+    return None

@@ -19,7 +19,8 @@ It is an :class:`~qrt_apply.runtime.http.HttpRuntime` (same wire, retries, pagin
   its ``started`` / ``ended``; ``reason_code`` 1305 ("ran too long") is ``CANCELLED`` with reason
   ``RAN TOO LONG``, as every Runtime reports it;
 * **sessions**: :meth:`IqpRuntime.open_session` (``POST /sessions`` with mode ``dedicated`` or
-  ``batch``, backend and instance), :meth:`IqpRuntime.close_session` (``PATCH /sessions/{id}``
+  ``batch``, backend and instance; never re-sent after an ambiguous failure, as no listing could
+  tell whether it opened one: it fails saying so), :meth:`IqpRuntime.close_session` (``PATCH /sessions/{id}``
   with ``{"accepting_jobs": false}``: running jobs finish, no new ones are accepted);
 * **results** turned into the lockfile's form from either encoding (``iqp_pubs.canonical_result``);
   a result kept outside the API (``{"url": ...}``, a large one) is fetched from that presigned URL
@@ -250,7 +251,14 @@ class IqpRuntime(HttpRuntime):
         if not backend:
             raise ConfigError("a session on IBM Quantum Platform needs the batch's backend")
         body = {"mode": mode, "backend": backend, "instance": self.account.instance}
-        answer = self._json("POST", "/sessions", json_body=body)
+        # The API lists no sessions, so a POST that may have reached the server (timeout, 5xx) is
+        # not sent again: a second one could open a second session. 429 and unsent requests are.
+        response = self._once("POST", "/sessions", None, json_body=body)
+        assert isinstance(response, httpx.Response)
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
         session_id = answer.get("id") if isinstance(answer, Mapping) else None
         if not session_id:
             raise RuntimeApiError("POST /sessions: the answer has no session id")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -20,11 +21,11 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from qrt_apply.errors import ConflictError
+from qrt_apply.runtime.base import JobInfo
 from qrt_apply.server.auth import with_user
 from qrt_apply.server.context import call, context
 from qrt_apply.server.wire import (
     HGP,
-    MAX_PAGE,
     EncodedJSONResponse,
     bad_request,
     field_bool,
@@ -36,11 +37,14 @@ from qrt_apply.server.wire import (
     parse_json,
     query_bool,
     query_datetime,
-    query_int,
+    query_page,
     read_json,
 )
 
-__all__ = ["JOB_ROUTES"]
+__all__ = ["JOB_ROUTES", "JobView", "job_answer", "jobs_answer", "update_job_tags"]
+
+# How an API draws a job object: ``view(job, include_params)``.
+JobView = Callable[[JobInfo, bool], dict[str, Any]]
 
 _MAX_IDEMPOTENCY_KEY = 200
 
@@ -103,22 +107,19 @@ async def submit_job(request: Request, user: str) -> Response:
     return JSONResponse(answer, status_code=201)
 
 
-@with_user
-async def get_job(request: Request, user: str) -> Response:
+async def job_answer(request: Request, user: str, view: JobView) -> Response:
+    """``GET /jobs/{id}[?exclude_params=true]``, of this API and of the v1 API."""
     include = not query_bool(request, "exclude_params", False)
     job = await call(
         context(request).service.job, user, request.path_params["job_id"], include_params=include
     )
-    return EncodedJSONResponse(job_to_wire(job, include_params=include))
+    return EncodedJSONResponse(view(job, include))
 
 
-@with_user
-async def list_jobs(request: Request, user: str) -> Response:
-    limit = query_int(request, "limit", MAX_PAGE, maximum=MAX_PAGE)
-    offset = query_int(request, "offset", 0) or 0
-    provider = request.query_params.get("provider")
-    if provider and provider != "/".join(HGP):
-        return JSONResponse({"jobs": [], "count": 0, "limit": limit, "offset": offset})
+async def jobs_answer(request: Request, user: str, view: JobView) -> Response:
+    """``GET /jobs`` (filters, paging, sort; params only with ``exclude_params=false``), of this
+    API and of the v1 API."""
+    limit, offset = query_page(request)
     sort = request.query_params.get("sort", "DESC").upper()
     if sort not in ("ASC", "DESC"):
         raise bad_request("query parameter 'sort' must be ASC or DESC")
@@ -142,12 +143,40 @@ async def list_jobs(request: Request, user: str) -> Response:
         jobs = [await call(service.job, user, job.id, include_params=True) for job in jobs]
     return EncodedJSONResponse(
         {
-            "jobs": [job_to_wire(job, include_params=include) for job in jobs],
+            "jobs": [view(job, include) for job in jobs],
             "count": total,
             "limit": limit,
             "offset": offset,
         }
     )
+
+
+async def update_job_tags(request: Request, user: str) -> Response:
+    """``PUT /jobs/{id}/tags``, of this API and of the v1 API."""
+    body = await read_json(request)
+    if "tags" not in body:
+        raise bad_request("'tags' is required")
+    tags = field_str_list(body, "tags")
+    await call(context(request).service.update_job_tags, user, request.path_params["job_id"], tags)
+    return no_content()
+
+
+def _wire_view(job: JobInfo, include_params: bool) -> dict[str, Any]:
+    return job_to_wire(job, include_params=include_params)
+
+
+@with_user
+async def get_job(request: Request, user: str) -> Response:
+    return await job_answer(request, user, _wire_view)
+
+
+@with_user
+async def list_jobs(request: Request, user: str) -> Response:
+    provider = request.query_params.get("provider")
+    if provider and provider != "/".join(HGP):
+        limit, offset = query_page(request)
+        return JSONResponse({"jobs": [], "count": 0, "limit": limit, "offset": offset})
+    return await jobs_answer(request, user, _wire_view)
 
 
 @with_user
@@ -188,14 +217,7 @@ async def delete_job(request: Request, user: str) -> Response:
     return no_content()
 
 
-@with_user
-async def update_tags(request: Request, user: str) -> Response:
-    body = await read_json(request)
-    if "tags" not in body:
-        raise bad_request("'tags' is required")
-    tags = field_str_list(body, "tags")
-    await call(context(request).service.update_job_tags, user, request.path_params["job_id"], tags)
-    return no_content()
+update_tags = with_user(update_job_tags)
 
 
 JOB_ROUTES = [

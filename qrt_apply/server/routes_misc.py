@@ -21,10 +21,11 @@ from qrt_apply.server.auth import with_user
 from qrt_apply.server.context import call, context
 from qrt_apply.server.wire import field_bool, no_content, read_json
 
-__all__ = ["MISC_ROUTES"]
+__all__ = ["MISC_ROUTES", "known_backend"]
 
 
-def _known(name: str) -> str:
+def known_backend(name: str) -> str:
+    """``name``, once it names a backend of the server; 404 otherwise (either API)."""
     try:
         backends.canonical_name(name)
     except (KeyError, ValueError):
@@ -40,20 +41,20 @@ async def list_backends(request: Request, user: str) -> Response:
 
 @with_user
 async def backend_configuration(request: Request, user: str) -> Response:
-    name = _known(request.path_params["name"])
+    name = known_backend(request.path_params["name"])
     config: dict[str, Any] = await call(backends.configuration, name)
     return JSONResponse(config)
 
 
 @with_user
 async def backend_status(request: Request, user: str) -> Response:
-    name = _known(request.path_params["name"])
+    name = known_backend(request.path_params["name"])
     return JSONResponse(await call(backends.status, name))
 
 
 @with_user
 async def backend_empty(request: Request, user: str) -> Response:
-    _known(request.path_params["name"])
+    known_backend(request.path_params["name"])
     return JSONResponse({})
 
 

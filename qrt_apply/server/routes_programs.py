@@ -18,7 +18,6 @@ from starlette.routing import Route
 from qrt_apply.server.auth import with_user
 from qrt_apply.server.context import call, context
 from qrt_apply.server.wire import (
-    MAX_PAGE,
     bad_request,
     field_bool,
     field_dict,
@@ -27,7 +26,7 @@ from qrt_apply.server.wire import (
     no_content,
     parse_json,
     program_to_wire,
-    query_int,
+    query_page,
     read_json,
     read_text,
 )
@@ -53,8 +52,7 @@ def decode_source(data: str) -> str:
 
 @with_user
 async def list_programs(request: Request, user: str) -> Response:
-    limit = query_int(request, "limit", MAX_PAGE, maximum=MAX_PAGE)
-    offset = query_int(request, "offset", 0) or 0
+    limit, offset = query_page(request)
     programs, total = await call(
         context(request).service.programs, user, limit=limit, offset=offset
     )

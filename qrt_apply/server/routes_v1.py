@@ -30,10 +30,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from qrt_apply.engine import backends
-from qrt_apply.errors import NotFoundError, RuntimeApiError
+from qrt_apply.errors import RuntimeApiError
 from qrt_apply.server.auth import authenticate
 from qrt_apply.server.context import call, context
 from qrt_apply.server.iam import PLAN_ID, instance_crn
+from qrt_apply.server.routes_misc import known_backend
 from qrt_apply.server.wire import (
     bad_request,
     field_bool,
@@ -63,12 +64,11 @@ async def v1_user(request: Request) -> str:
     return user
 
 
-def _known(name: str) -> str:
-    try:
-        backends.canonical_name(name)
-    except (KeyError, ValueError):
-        raise NotFoundError(f"backend {name!r} not found") from None
-    return name
+async def _backend_of(request: Request) -> str:
+    """The backend a ``/backends/{name}/...`` request names, once the caller is authenticated;
+    404 for one that does not exist."""
+    await v1_user(request)
+    return known_backend(request.path_params["name"])
 
 
 @functools.cache
@@ -135,14 +135,12 @@ async def list_backends(request: Request) -> Response:
 
 
 async def backend_configuration(request: Request) -> Response:
-    await v1_user(request)
-    name = _known(request.path_params["name"])
+    name = await _backend_of(request)
     return JSONResponse(await call(ibm_configuration, name))
 
 
 async def backend_status(request: Request) -> Response:
-    await v1_user(request)
-    name = _known(request.path_params["name"])
+    name = await _backend_of(request)
     status = dict(backends.status(name))
     status["message"] = "available"
     return JSONResponse(status)
@@ -202,14 +200,12 @@ def ibm_properties(name: str) -> dict[str, Any]:
 
 
 async def backend_properties(request: Request) -> Response:
-    await v1_user(request)
-    name = _known(request.path_params["name"])
+    name = await _backend_of(request)
     return JSONResponse(await call(ibm_properties, name))
 
 
 async def backend_empty(request: Request) -> Response:
-    await v1_user(request)
-    _known(request.path_params["name"])
+    await _backend_of(request)
     return JSONResponse({})
 
 

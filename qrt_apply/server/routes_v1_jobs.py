@@ -35,19 +35,15 @@ from qrt_apply.engine.executor import is_builtin
 from qrt_apply.errors import ConflictError, RuntimeApiError
 from qrt_apply.runtime.base import JobInfo
 from qrt_apply.server.context import call, context
+from qrt_apply.server.routes_jobs import JobView, job_answer, jobs_answer, update_job_tags
 from qrt_apply.server.routes_v1 import v1_user
 from qrt_apply.server.wire import (
-    MAX_PAGE,
-    EncodedJSONResponse,
     bad_request,
     field_bool,
     field_int,
     field_str,
     field_str_list,
     no_content,
-    query_bool,
-    query_datetime,
-    query_int,
     read_json,
 )
 
@@ -90,6 +86,15 @@ def v1_job(job: JobInfo, user: str, *, include_params: bool = False) -> dict[str
     if include_params:
         out["params"] = dict(job.params) if job.params is not None else {}
     return out
+
+
+def _view_for(user: str) -> JobView:
+    """How the v1 API draws ``user``'s jobs."""
+
+    def view(job: JobInfo, include_params: bool) -> dict[str, Any]:
+        return v1_job(job, user, include_params=include_params)
+
+    return view
 
 
 def _check_inputs(program_id: str, params_text: str, backend: str) -> None:
@@ -151,46 +156,12 @@ async def submit_job(request: Request) -> Response:
 
 async def get_job(request: Request) -> Response:
     user = await v1_user(request)
-    include = not query_bool(request, "exclude_params", False)
-    job = await call(
-        context(request).service.job, user, request.path_params["job_id"], include_params=include
-    )
-    return EncodedJSONResponse(v1_job(job, user, include_params=include))
+    return await job_answer(request, user, _view_for(user))
 
 
 async def list_jobs(request: Request) -> Response:
     user = await v1_user(request)
-    limit = query_int(request, "limit", MAX_PAGE, maximum=MAX_PAGE)
-    offset = query_int(request, "offset", 0) or 0
-    sort = request.query_params.get("sort", "DESC").upper()
-    if sort not in ("ASC", "DESC"):
-        raise bad_request("query parameter 'sort' must be ASC or DESC")
-    include = not query_bool(request, "exclude_params", True)
-    service = context(request).service
-    jobs, total = await call(
-        service.jobs,
-        user,
-        limit=limit,
-        offset=offset,
-        backend=request.query_params.get("backend") or None,
-        pending=query_bool(request, "pending", None),
-        program_id=request.query_params.get("program") or None,
-        tags=tuple(request.query_params.getlist("tags")),
-        session_id=request.query_params.get("session_id") or None,
-        created_after=query_datetime(request, "created_after"),
-        created_before=query_datetime(request, "created_before"),
-        descending=sort == "DESC",
-    )
-    if include:  # the listing never carries params, so read each job
-        jobs = [await call(service.job, user, job.id, include_params=True) for job in jobs]
-    return EncodedJSONResponse(
-        {
-            "jobs": [v1_job(job, user, include_params=include) for job in jobs],
-            "count": total,
-            "limit": limit,
-            "offset": offset,
-        }
-    )
+    return await jobs_answer(request, user, _view_for(user))
 
 
 async def job_results(request: Request) -> Response:
@@ -227,13 +198,7 @@ async def delete_job(request: Request) -> Response:
 
 
 async def update_tags(request: Request) -> Response:
-    user = await v1_user(request)
-    body = await read_json(request)
-    if "tags" not in body:
-        raise bad_request("'tags' is required")
-    tags = field_str_list(body, "tags")
-    await call(context(request).service.update_job_tags, user, request.path_params["job_id"], tags)
-    return no_content()
+    return await update_job_tags(request, await v1_user(request))
 
 
 V1_JOB_ROUTES = [

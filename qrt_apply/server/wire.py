@@ -49,6 +49,7 @@ __all__ = [
     "query_bool",
     "query_datetime",
     "query_int",
+    "query_page",
     "read_json",
     "read_text",
     "v1_error_response",
@@ -239,6 +240,14 @@ def query_int(
     if maximum is not None:
         value = min(value, maximum)
     return value
+
+
+def query_page(request: Request) -> tuple[int, int]:
+    """A listing's ``limit`` (at most ``MAX_PAGE``, the default) and ``offset`` (default 0)."""
+    limit = query_int(request, "limit", MAX_PAGE, maximum=MAX_PAGE)
+    offset = query_int(request, "offset", 0)
+    assert limit is not None and offset is not None  # the defaults are not None
+    return limit, offset
 
 
 def query_bool(request: Request, name: str, default: bool | None) -> bool | None:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import functools
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
+
+from support.clients import first_client_python
 
 __all__ = ["INSTALL", "TESTED_VERSION", "new_python", "require_new_python"]
 
@@ -29,19 +30,8 @@ INSTALL = (
 @functools.cache
 def new_python() -> str | None:
     """The first candidate interpreter that imports qiskit_ibm_runtime 0.51.0, else None."""
-    for candidate in (os.environ.get("QRT_NEWCLIENT_PYTHON"), str(_DEFAULT)):
-        if not candidate or not Path(candidate).exists():
-            continue
-        probe = subprocess.run(
-            [candidate, "-c", "import qiskit_ibm_runtime as q; print(q.__version__)"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        if probe.returncode == 0 and probe.stdout.strip() == TESTED_VERSION:
-            return candidate
-    return None
+    candidates = (os.environ.get("QRT_NEWCLIENT_PYTHON"), str(_DEFAULT))
+    return first_client_python(candidates, lambda version: version == TESTED_VERSION)
 
 
 def require_new_python() -> str:

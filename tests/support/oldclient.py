@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import functools
 import os
-import subprocess
-from pathlib import Path
 
 import pytest
+
+from support.clients import first_client_python
 
 __all__ = ["DEFAULT_OLD_PYTHON", "INSTALL", "old_python", "require_old_python"]
 
@@ -27,19 +27,8 @@ INSTALL = (
 @functools.cache
 def old_python() -> str | None:
     """The first candidate interpreter that imports qiskit_ibm_runtime 0.11 or 0.12, else None."""
-    for candidate in (os.environ.get("QRT_OLDCLIENT_PYTHON"), DEFAULT_OLD_PYTHON):
-        if not candidate or not Path(candidate).exists():
-            continue
-        probe = subprocess.run(
-            [candidate, "-c", "import qiskit_ibm_runtime as q; print(q.__version__)"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        if probe.returncode == 0 and probe.stdout.strip().startswith(("0.11.", "0.12.")):
-            return candidate
-    return None
+    candidates = (os.environ.get("QRT_OLDCLIENT_PYTHON"), DEFAULT_OLD_PYTHON)
+    return first_client_python(candidates, lambda version: version.startswith(("0.11.", "0.12.")))
 
 
 def require_old_python() -> str:
