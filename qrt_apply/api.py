@@ -484,6 +484,39 @@ class Project:
 
         return compare_all(self.lockfile(), self.desired(), address)
 
+    def show(self, address: str | None = None) -> dict[str, dict[str, dict[str, Any]]]:
+        """What qrt.lock records, as ``{"programs": {address: record}, "jobs": {...}}``: all of
+        it, the one record at ``address``, or the jobs of ``batch.NAME``. The runtime is not
+        called; an address qrt.lock does not hold is a :class:`~qrt_apply.errors.ConfigError`."""
+        from qrt_apply.results.report import batch_jobs
+
+        lock = self.lockfile()
+        programs, jobs = lock.programs(), lock.jobs()
+        if address is None:
+            return {"programs": programs, "jobs": jobs}
+        if address.startswith("batch."):
+            return {"programs": {}, "jobs": batch_jobs(lock, address)}
+        if address in programs:
+            return {"programs": {address: programs[address]}, "jobs": {}}
+        if address in jobs:
+            return {"programs": {}, "jobs": {address: jobs[address]}}
+        raise ConfigError(f"{address} is not in {lock.path.name}")
+
+    def import_(
+        self, address: str, object_id: str, *, console: Console | None = None
+    ) -> dict[str, Any]:
+        """Adopt runtime object ``object_id`` as ``address`` (``program.NAME`` or
+        ``job.BATCH/JOB``, which the manifests must declare) into qrt.lock, under the apply lock
+        (``qrt import``). The runtime is not changed; a job must be the manifests' job (program,
+        backend, inputs) and a finished one has its result collected. Returns the record."""
+        from qrt_apply.adopt import adopt
+
+        desired = self.desired()
+        with self._locked() as lock:
+            return adopt(
+                self.open_runtime(), lock, desired, address, object_id, console or LogConsole()
+            )
+
     def move(self, source: str, dest: str) -> list[tuple[str, str]]:
         """Rename entries of qrt.lock (``qrt mv``): ``program.A`` to ``program.B``, ``batch.A`` to
         ``batch.B`` (all its jobs) or ``job.A/J`` to ``job.B/K``, so a renamed object is not created

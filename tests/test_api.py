@@ -181,3 +181,37 @@ def test_failed_jobs_and_refresh(tmp_path: Path) -> None:
     assert refreshed.finished["job.echoes/one"] == "COMPLETED"
     with pytest.raises(ConfigError, match=r"has no result: status FAILED\n(.*\n)*ValueError: boom"):
         project.results("job.bell/plain")
+
+
+def test_show_reads_the_lockfile_and_import_adopts_a_runtime_job(tmp_path: Path) -> None:
+    root = small_project(tmp_path)
+    runtime = FakeRuntime()
+    project = Project.load(root, runtime=runtime)
+    assert project.show() == {"programs": {}, "jobs": {}}
+    project.apply(console=NullConsole())
+    everything = project.show()
+    assert set(everything["programs"]) == {"program.echo"}
+    assert len(everything["jobs"]) == 5
+    batch = project.show("batch.echoes")
+    assert batch["programs"] == {} and list(batch["jobs"]) == ["job.echoes/one", "job.echoes/two"]
+    one = project.show("program.echo")
+    assert one == {"programs": {"program.echo": everything["programs"]["program.echo"]}, "jobs": {}}
+    with pytest.raises(ConfigError, match=r"^job\.echoes/nine is not in qrt\.lock$"):
+        project.show("job.echoes/nine")
+    with pytest.raises(ConfigError, match=r"^batch\.nothing has no jobs in qrt\.lock$"):
+        project.show("batch.nothing")
+
+    # Forgotten from the lockfile, then adopted again from the runtime: no job is submitted.
+    job_id = everything["jobs"]["job.echoes/two"]["id"]
+    project.forget("job.echoes/two")
+    submitted = len(runtime.jobs_by_id)
+    with pytest.raises(ConfigError, match="refusing to import .* differs in inputs"):
+        project.import_("job.echoes/two", everything["jobs"]["job.echoes/one"]["id"])
+    record = project.import_("job.echoes/two", job_id, console=NullConsole())
+    assert record["id"] == job_id and record["imported"] is True
+    assert record["status"] == "COMPLETED"
+    assert project.show("job.echoes/two")["jobs"]["job.echoes/two"] == record
+    assert project.results("job.echoes/two").result == {"echo": {"iterations": 2, "label": "two"}}
+    assert len(runtime.jobs_by_id) == submitted and not project.plan().has_changes
+    with pytest.raises(ConfigError, match="takes program.NAME or job.BATCH/JOB"):
+        project.import_("batch.echoes", job_id)

@@ -211,6 +211,33 @@ def test_import_adopts_an_existing_program(tmp_path: Path) -> None:
     assert {c["field"] for c in program_actions[0]["changes"]} == {"description", "spec.parameters"}
 
 
+def test_show_lists_one_record_a_batch_or_everything(tmp_path: Path) -> None:
+    root = small_project(tmp_path)
+    runtime = FakeRuntime()
+    empty = run_cli(root, "show", runtime=runtime)
+    assert empty.exit_code == 0 and empty.output == "qrt.lock records nothing yet.\n"
+    assert run_cli(root, "apply", "--auto-approve", runtime=runtime).exit_code == 0
+    recorded = lock(root)
+    listing = run_cli(root, "show", runtime=runtime)
+    assert listing.exit_code == 0, listing.output
+    lines = listing.output.splitlines()
+    assert [line.split()[0] for line in lines] == ["program.echo", *sorted(recorded["jobs"])]
+    assert lines[1].split()[1:] == [recorded["jobs"]["job.bell/plain"]["id"], "COMPLETED"]
+    everything = json.loads(run_cli(root, "show", "--json", runtime=runtime).output)
+    assert set(everything) == {"programs", "jobs"} and set(everything["jobs"]) == set(
+        recorded["jobs"]
+    )
+    one = run_cli(root, "show", "job.echoes/two", runtime=runtime)
+    assert one.exit_code == 0 and "status: COMPLETED" in one.output
+    assert "definition" not in one.output and "result:" not in one.output
+    record = json.loads(run_cli(root, "show", "job.echoes/two", "--json", runtime=runtime).output)
+    assert record == everything["jobs"]["job.echoes/two"]
+    batch = json.loads(run_cli(root, "show", "batch.echoes", "--json", runtime=runtime).output)
+    assert list(batch) == ["job.echoes/one", "job.echoes/two"]
+    missing = run_cli(root, "show", "program.nope", runtime=runtime)
+    assert missing.exit_code == 1 and "program.nope is not in qrt.lock" in missing.output
+
+
 def test_unlock_refuses_a_live_lock_and_clears_a_stale_one(tmp_path: Path) -> None:
     from qrt_apply.lockfile import ApplyLock
 

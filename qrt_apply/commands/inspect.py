@@ -1,4 +1,5 @@
-"""show and results: read what qrt.lock records, without touching the runtime."""
+"""show and results: read what qrt.lock records, without touching the runtime (thin shells over
+``Project.show`` and ``Project.results``/``sweep``/``compare``)."""
 
 from __future__ import annotations
 
@@ -10,22 +11,8 @@ import click
 
 from qrt_apply.errors import ConfigError
 from qrt_apply.failures import failure_reason
-from qrt_apply.lockfile import JOURNAL_NAME, Lockfile
 
-__all__ = ["COMMANDS", "batch_jobs"]
-
-
-def _lock(app: Any) -> Lockfile:
-    project = app.project()
-    # A journal left by an apply that died is replayed first (see Lockfile.load).
-    return Lockfile.load(project.lockfile, journal=project.state_dir / JOURNAL_NAME)
-
-
-def batch_jobs(jobs: dict[str, dict[str, Any]], address: str) -> dict[str, dict[str, Any]]:
-    """The job records of ``batch.NAME`` (address -> record), in address order."""
-    name = address[len("batch.") :]
-    prefix = f"job.{name}/"
-    return {a: rec for a, rec in sorted(jobs.items()) if a.startswith(prefix)}
+__all__ = ["COMMANDS"]
 
 
 def _job_line(address: str, record: dict[str, Any]) -> str:
@@ -46,50 +33,38 @@ def _job_line(address: str, record: dict[str, Any]) -> str:
 @click.pass_obj
 def show(app: Any, address: str | None, as_json: bool) -> int:
     """What qrt.lock records: every address, one in full, or the jobs of batch.NAME."""
-    lock = _lock(app)
-    programs, jobs = lock.programs(), lock.jobs()
-    if address is not None and address.startswith("batch."):
-        found = batch_jobs(jobs, address)
-        if not found:
-            raise ConfigError(f"{address} has no jobs in {lock.path.name}")
-        if as_json:
-            click.echo(json.dumps(found, sort_keys=True, indent=2))
-            return 0
-        for addr, rec in found.items():
-            click.echo(_job_line(addr, rec))
-        return 0
-    if address is not None:
-        record = programs.get(address) or jobs.get(address)
-        if record is None:
-            raise ConfigError(f"{address} is not in {lock.path.name}")
+    api = app.api()
+    found = api.show(address)
+    programs, jobs = found["programs"], found["jobs"]
+    if address is not None and not address.startswith("batch."):
+        record = programs[address] if address in programs else jobs[address]
         if as_json:
             click.echo(json.dumps(record, sort_keys=True, indent=2))
-        else:
-            for key in sorted(record):
-                if key in (
-                    "result",
-                    "interim_results",
-                    "history",
-                    "spec",
-                    "inputs_digest_parts",
-                    "definition",
-                ):
-                    continue
+            return 0
+        for key in sorted(record):
+            if key not in _NOT_SHOWN:
                 click.echo(f"{key:>20}: {record[key]}")
-            if record.get("history"):
-                click.echo(f"{'history':>20}: {len(record['history'])} earlier run(s)")
+        if record.get("history"):
+            click.echo(f"{'history':>20}: {len(record['history'])} earlier run(s)")
         return 0
-    if as_json:
-        click.echo(json.dumps({"programs": programs, "jobs": jobs}, sort_keys=True, indent=2))
+    if as_json:  # batch.NAME: its jobs by address; everything: programs and jobs
+        data = jobs if address is not None else found
+        click.echo(json.dumps(data, sort_keys=True, indent=2))
         return 0
     if not programs and not jobs:
-        click.echo(f"{lock.path.name} records nothing yet.")
+        click.echo(f"{api.settings.lockfile.name} records nothing yet.")
         return 0
     for addr, rec in sorted(programs.items()):
         click.echo(f"{addr:<40} {rec.get('id', '-'):<28} {rec.get('visibility', '')}")
     for addr, rec in sorted(jobs.items()):
         click.echo(_job_line(addr, rec))
     return 0
+
+
+# Record fields too long for the one-record view (--json shows them).
+_NOT_SHOWN = frozenset(
+    {"result", "interim_results", "history", "spec", "inputs_digest_parts", "definition"}
+)
 
 
 @click.command()
