@@ -575,8 +575,9 @@ class Server:
         self.url = ""
         self.account = "bench"
 
-    def start(self, token: str | None = None) -> None:
-        """Create the user and start; with ``token``, start on the data dir as it was left."""
+    def start(self, token: str | None = None, port: int = 0) -> None:
+        """Create the user and start; with ``token``, start on the data dir as it was left (on
+        ``port``: the URL is part of the lockfile's target)."""
         if token is None:
             token = run_checked(
                 [*qrt_command(), "users", "create", USER, "--data-dir", str(self.data)], self.env
@@ -590,7 +591,7 @@ class Server:
                     "--host",
                     "127.0.0.1",
                     "--port",
-                    "0",
+                    str(port),
                     "--data-dir",
                     str(self.data),
                     "--workers",
@@ -636,6 +637,7 @@ class Server:
                 f"{self.url}/api",
                 "--token",
                 token,
+                "--overwrite",
             ],
             self.env,
         )

@@ -156,7 +156,9 @@ def reuse(root: Path, workers: int, runs: int) -> dict[str, Any]:
     server = Server(root / "serve", workers, env)
     try:
         progress("S1: restarting qrt serve on the kept data")
-        server.start(token=accounts[server.account]["token"])
+        url = json.loads((root / "big" / "qrt.lock").read_text())["target"]["url"]
+        port = int(url.rsplit(":", 1)[1].split("/")[0])  # the lockfile's target, port included
+        server.start(token=accounts[server.account]["token"], port=port)
         figures = {"S1_converged_plan": converged_plans(root / "big", env, runs)}
         progress(f"   {figures['S1_converged_plan']}")
     finally:

@@ -59,7 +59,7 @@ INLINE_RESULT_LIMIT = 64 * 1024
 RESULTS_DIR = "qrt-results"
 JOURNAL_NAME = "lock.journal"
 FLUSH_INTERVAL = 2.0
-SAVE_SHARE = 50  # periodic saves are at least this many times their own duration apart
+SAVE_SHARE = 100  # periodic saves are at least this many times their own duration apart
 VERSION = 1
 HISTORY_LIMIT = 10
 
