@@ -178,7 +178,15 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--keep", type=Path, help="work in this new directory and keep it")
     parser.add_argument("--reuse", type=Path, help="only S1 and S2, on a --keep directory")
+    parser.add_argument("--apply-only", action="store_true", help="only S3")
     args = parser.parse_args()
+    if args.apply_only:
+        with tempfile.TemporaryDirectory(prefix="qrt-scale-") as tmp_name:
+            tmp = Path(tmp_name)
+            small = bell_project(tmp / "apply", args.apply_jobs)
+            wall, _, seen = probed(small, client_env(tmp / "home"), "apply", "--auto-approve")
+        print(json.dumps({"S3_apply_embedded": lockfile_share(seen, wall)}, indent=2))
+        return
     if args.reuse:
         figures: dict[str, Any] = reuse(args.reuse, args.workers, args.plans)
         print(json.dumps(figures, indent=2))
