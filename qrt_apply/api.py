@@ -24,28 +24,28 @@ during one raises :class:`Interrupted` once the lockfile holds everything done s
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from qrt_apply.errors import ConfigError, LockfileError, ManifestError, PlanError
+from qrt_apply.api_apply import run_apply, run_refresh
+from qrt_apply.api_plan import make_project_plan
+from qrt_apply.api_types import ApplyResult, Interrupted, JobResult, RefreshResult, Validation
+from qrt_apply.errors import ConfigError, LockfileError, PlanError
 from qrt_apply.lockfile import JOURNAL_NAME, ApplyLock, Lockfile
 from qrt_apply.manifests import load_desired_state
 from qrt_apply.model import DesiredState
 from qrt_apply.moves import apply_steps, forget_steps, move_steps
-from qrt_apply.plan import Plan, make_plan, observe
-from qrt_apply.plan.saved import desired_digest, load_plan_file, save_plan_file
+from qrt_apply.plan import Plan
+from qrt_apply.plan.saved import desired_digest, save_plan_file
 from qrt_apply.project import Project as Settings
 from qrt_apply.project import load_project
 from qrt_apply.render.console import Console, LogConsole
 from qrt_apply.runtime.base import Runtime
 
 if TYPE_CHECKING:
-    from qrt_apply.apply import ApplyReport
     from qrt_apply.results.report import Comparisons
     from qrt_apply.results.sweep import Sweep
 
@@ -60,167 +60,6 @@ __all__ = [
 
 PathLike = str | os.PathLike[str]
 _PLANS_KEPT = 16  # the most recent plans of a Project that apply() still accepts
-
-
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C during :meth:`Project.apply` or :meth:`Project.refresh`, raised once ``qrt.lock``
-    keeps everything done so far (no completed job is rerun, none submitted twice by the next apply).
-    ``jobs_stopped``: the embedded runtime was running jobs in this process; they were stopped and
-    queued again, and the next apply or refresh runs them."""
-
-    def __init__(self, *, jobs_stopped: bool) -> None:
-        super().__init__("interrupted")
-        self.jobs_stopped = jobs_stopped
-
-
-@dataclass(frozen=True)
-class Validation:
-    """What the manifests hold once they passed every offline check."""
-
-    programs: int
-    batches: int
-    jobs: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "valid": True,
-            "programs": self.programs,
-            "batches": self.batches,
-            "jobs": self.jobs,
-        }
-
-
-@dataclass(frozen=True)
-class ApplyResult:
-    """How an apply ended. ``outcome``: ``applied``, ``no-changes`` (nothing to do) or ``cancelled``
-    (the approval callback said no; nothing was changed)."""
-
-    plan: Plan
-    outcome: str
-    done: Mapping[str, int] = field(
-        default_factory=dict
-    )  # action kind -> how many were carried out
-    finished: Mapping[str, str] = field(default_factory=dict)  # job address -> final status
-    pending: tuple[str, ...] = ()  # submitted and not waited for (``wait=False``)
-    elapsed: float = 0.0  # seconds from taking the apply lock to writing qrt.lock
-    # rerun job address -> its result's drift from the previous run (``results/drift.py``)
-    drift: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-
-    @property
-    def failed(self) -> tuple[str, ...]:
-        """Jobs that ended other than COMPLETED."""
-        return tuple(sorted(a for a, s in self.finished.items() if s != "COMPLETED"))
-
-    @property
-    def ok(self) -> bool:
-        return self.outcome != "cancelled" and not self.failed
-
-    def to_json(self) -> dict[str, Any]:
-        """``qrt apply --json``: these keys, always all of them."""
-        return {
-            "outcome": self.outcome,
-            "plan": self.plan.to_json(),
-            "done": dict(sorted(self.done.items())),
-            "finished": dict(sorted(self.finished.items())),
-            "failed": list(self.failed),
-            "pending": list(self.pending),
-            "elapsed_seconds": round(self.elapsed, 3),
-            "drift": {a: dict(d) for a, d in sorted(self.drift.items())},
-        }
-
-
-@dataclass(frozen=True)
-class RefreshResult:
-    """What a refresh collected. ``in_flight``: the jobs qrt.lock had waiting when it began."""
-
-    in_flight: tuple[str, ...] = ()
-    finished: Mapping[str, str] = field(default_factory=dict)  # job address -> final status
-    running: tuple[str, ...] = ()  # still running when it returned (``wait=False``)
-    elapsed: float = 0.0
-    drift: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # as ApplyResult's
-
-    @property
-    def failed(self) -> tuple[str, ...]:
-        return tuple(sorted(a for a, s in self.finished.items() if s != "COMPLETED"))
-
-    def to_json(self) -> dict[str, Any]:
-        """``qrt refresh --json``: these keys, always all of them."""
-        return {
-            "in_flight": list(self.in_flight),
-            "finished": dict(sorted(self.finished.items())),
-            "failed": list(self.failed),
-            "running": list(self.running),
-            "elapsed_seconds": round(self.elapsed, 3),
-            "drift": {a: dict(d) for a, d in sorted(self.drift.items())},
-        }
-
-
-@dataclass(frozen=True)
-class JobResult:
-    """A completed job's result as ``qrt.lock`` records it (a large one read from ``qrt-results/``)."""
-
-    address: str
-    record: Mapping[str, Any]
-    result: Any
-    interim_results: tuple[Any, ...] = ()
-
-
-def _watching(
-    console: Console | None, verb: str, plan: Plan, report: ApplyReport, *, collect: bool
-) -> AbstractContextManager[Any]:
-    """A console that shows progress (``render.progress.ProgressConsole``) watches the report
-    while the work runs."""
-    watch = getattr(console, "watch", None)
-    if watch is None:
-        return nullcontext()
-    context: AbstractContextManager[Any] = watch(verb, plan, report, collect=collect)
-    return context
-
-
-def _check_addresses(desired: DesiredState, lock: Lockfile, addresses: Sequence[str]) -> None:
-    known = lock.addresses()
-    known |= {f"program.{name}" for name in desired.programs}
-    known |= {f"batch.{name}" for name in desired.batches}
-    known |= {job.address for job in desired.jobs()}
-    for address in addresses:
-        if address not in known:
-            raise ConfigError(f"unknown address {address!r} (see `qrt show` for what exists)")
-
-
-def _refuse_programs(desired: DesiredState, channel: str, targets: Sequence[str]) -> None:
-    """On IBM Quantum Platform, the Program documents (and batches running them, or naming no
-    backend) among the planned addresses are an error naming the first one's file and line;
-    nothing has been sent yet."""
-    from qrt_apply.plan.diff import select_addresses
-    from qrt_apply.runtime.accounts import PLATFORM_CHANNELS
-
-    if channel not in PLATFORM_CHANNELS:
-        return
-    selected = select_addresses(desired, targets) if targets else None
-    why = (
-        f"IBM Quantum Platform (channel {channel}) has no program upload; it runs job batches of "
-        "the built-in sampler and estimator only. Leave this document out (`qrt plan --target "
-        "batch.NAME` for the built-in batches) or apply it to the embedded runtime or `qrt serve`"
-    )
-    for program in desired.programs.values():
-        if selected is None or program.address in selected:
-            raise ManifestError(f"Program {program.name!r}: {why}", program.manifest, program.line)
-    for batch in desired.batches.values():
-        if selected is not None and not any(job.address in selected for job in batch.jobs):
-            continue
-        if batch.program.kind != "builtin":
-            raise ManifestError(
-                f"JobBatch {batch.name!r} runs {batch.program.describe()}: {why}",
-                batch.manifest,
-                batch.line,
-            )
-        if not batch.backend:
-            raise ManifestError(
-                f"JobBatch {batch.name!r} needs a backend: on IBM Quantum Platform every job "
-                "names the device it runs on",
-                batch.manifest,
-                batch.line,
-            )
 
 
 class Project:
@@ -336,7 +175,8 @@ class Project:
         lock = self.lockfile()
         if not lock_only:
             self.open_runtime(read_only=True)  # a plan only looks: it never starts a job running
-        plan = self._make_plan(
+        plan = make_project_plan(
+            self,
             desired,
             lock,
             refresh=refresh,
@@ -376,39 +216,17 @@ class Project:
         the target changed since. ``on_plan`` sees the plan about to be carried out; ``approve``
         is asked when it has changes (False cancels; None approves). ``wait=False`` submits and
         returns; ``refresh`` collects later."""
-        from qrt_apply.apply import Applier
-
-        if plan is not None and (targets or replace or prune):
-            raise ConfigError(
-                "a saved plan is applied as it is; --target/--replace/--prune belong to `qrt plan`"
-            )
-        desired = self.desired()
-        workers = parallelism or self.settings.parallelism
-        with self._locked() as lock:
-            started = time.monotonic()
-            chosen = self._plan_to_apply(plan, desired, lock, targets, replace, prune, workers)
-            if on_plan is not None:
-                on_plan(chosen)
-            if not chosen.has_changes:
-                return ApplyResult(plan=chosen, outcome="no-changes")
-            if approve is not None and not approve(chosen):
-                return ApplyResult(plan=chosen, outcome="cancelled")
-            runtime = self.open_runtime()
-            if not wait:
-                self._detach_at_exit(runtime)
-            applier = Applier(
-                runtime, lock, desired, console or LogConsole(), parallelism=workers, wait=wait
-            )
-            with _watching(console, "apply", chosen, applier.report, collect=wait):
-                report = self._run(lambda: applier.apply(chosen))
-        return ApplyResult(
-            plan=chosen,
-            outcome="applied",
-            done=dict(report.done),
-            finished=dict(report.finished),
-            pending=tuple(report.pending),
-            elapsed=time.monotonic() - started,
-            drift=dict(report.drift),
+        return run_apply(
+            self,
+            plan,
+            approve=approve,
+            on_plan=on_plan,
+            console=console,
+            wait=wait,
+            targets=targets,
+            replace=replace,
+            prune=prune,
+            parallelism=parallelism,
         )
 
     def refresh(
@@ -416,50 +234,7 @@ class Project:
     ) -> RefreshResult:
         """Poll the jobs qrt.lock has in flight once (``wait``: until each is final) and collect
         the final ones into qrt.lock. Submits nothing."""
-        from qrt_apply.apply import Applier
-
-        desired = self.desired()
-        workers = parallelism or self.settings.parallelism
-        with self._locked() as lock:
-            started = time.monotonic()
-            runtime = self.open_runtime()
-            lock.check_target(runtime.target)
-            observed = observe(runtime, lock.view(), backends=(), parallelism=workers)
-            full = make_plan(desired, lock.view(), observed)
-            waits = tuple(a for a in full.actions if a.kind == "wait")
-            if not waits:
-                return RefreshResult()
-            if not wait:
-                self._detach_at_exit(runtime)
-            applier = Applier(
-                runtime, lock, desired, console or LogConsole(), parallelism=workers, wait=wait
-            )
-
-            def collect() -> tuple[ApplyReport, list[str]]:
-                report = applier.apply(waiting)
-                if wait:
-                    return report, []
-                in_flight = {}
-                for address in report.pending:
-                    job_id = (lock.job(address) or {}).get("id")
-                    if job_id:
-                        in_flight[address] = str(job_id)
-                running = applier.poll_once(in_flight)
-                lock.save()
-                return report, running
-
-            # A Moved manifest's moves go first (lockfile only): the waits are at the new addresses.
-            moves = tuple(a for a in full.actions if a.kind == "move")
-            waiting = Plan(actions=moves + waits, target=full.target)
-            with _watching(console, "refresh", waiting, applier.report, collect=True):
-                report, running = self._run(collect)
-        return RefreshResult(
-            in_flight=tuple(a.address for a in waits),
-            finished=dict(report.finished),
-            running=tuple(running),
-            elapsed=time.monotonic() - started,
-            drift=dict(report.drift),
-        )
+        return run_refresh(self, wait=wait, console=console, parallelism=parallelism)
 
     def results(self, address: str) -> JobResult:
         """The recorded result of the completed job ``address`` (``job.BATCH/JOB``) as readable
@@ -587,84 +362,3 @@ class Project:
                 "a lock-only plan cannot be saved or applied: plan against the runtime"
             )
         return made[1]
-
-    def _plan_to_apply(
-        self,
-        plan: Plan | PathLike | None,
-        desired: DesiredState,
-        lock: Lockfile,
-        targets: Sequence[str],
-        replace: Sequence[str],
-        prune: bool,
-        workers: int,
-    ) -> Plan:
-        if plan is None:
-            return self._make_plan(
-                desired,
-                lock,
-                refresh=True,
-                prune=prune,
-                targets=tuple(targets),
-                replace=tuple(replace),
-                parallelism=workers,
-            )
-        runtime = self.open_runtime()
-        lock.check_target(runtime.target)
-        target = runtime.target.to_json()
-        if not isinstance(plan, Plan):
-            return load_plan_file(
-                Path(plan),
-                lock_digest=lock.digest(),
-                desired=desired_digest(desired),
-                target=target,
-            )
-        if plan.target != target:
-            raise PlanError("the plan was made for another target")
-        if plan.lock_digest != lock.digest():
-            raise PlanError("stale plan — qrt.lock changed since it was made; plan again")
-        if self._digest_of(plan) != desired_digest(desired):
-            raise PlanError("stale plan — the manifests changed since it was made; plan again")
-        return plan
-
-    def _make_plan(
-        self,
-        desired: DesiredState,
-        lock: Lockfile,
-        *,
-        refresh: bool,
-        prune: bool,
-        targets: tuple[str, ...],
-        replace: tuple[str, ...],
-        parallelism: int,
-        lock_only: bool = False,
-    ) -> Plan:
-        """The plan against the project's runtime; with ``lock_only`` no runtime is opened at all
-        and the lockfile stands for the runtime."""
-        _check_addresses(desired, lock, targets + replace)
-        observed = None
-        if lock_only:
-            target = lock.target or {}
-        else:
-            runtime = self.open_runtime()
-            lock.check_target(runtime.target)
-            target = runtime.target.to_json()
-        _refuse_programs(desired, str(target.get("channel") or ""), targets)
-        if not lock_only and refresh:
-            observed = observe(
-                runtime,
-                lock.view(),
-                names=desired.programs,
-                backends={job.backend for job in desired.jobs() if job.backend},
-                parallelism=parallelism,
-            )
-        return make_plan(
-            desired,
-            lock.view(),
-            observed,
-            prune=prune,
-            targets=targets,
-            replace=replace,
-            lock_digest=lock.digest(),
-            target=target,
-            environment=self.settings.environment,
-        )

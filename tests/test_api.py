@@ -49,6 +49,22 @@ def test_public_surface() -> None:
         qrt_apply.Nothing  # noqa: B018
 
 
+def test_split_out_modules_have_a_role_and_their_names_stay_where_they_were() -> None:
+    import importlib
+
+    from qrt_apply import api, api_types, applylock, lockfile, submit
+    from qrt_apply.apply import Applier
+
+    for name in ("api_types", "api_plan", "api_apply", "applylock", "submit"):
+        module = importlib.import_module(f"qrt_apply.{name}")
+        assert module.__doc__ and module.__all__, name
+        assert all(hasattr(module, attr) for attr in module.__all__), name
+    for name in api_types.__all__:
+        assert getattr(api, name) is getattr(api_types, name)
+    assert lockfile.ApplyLock is applylock.ApplyLock
+    assert issubclass(Applier, submit.JobSubmitter)
+
+
 def test_readme_example_runs_on_the_embedded_runtime(tmp_path: Path) -> None:
     root = copy_example(tmp_path / "repo")
     env = {**os.environ, "HOME": str(tmp_path / "home"), "PYTHONPATH": str(REPO)}
